@@ -1,0 +1,42 @@
+//! Scaled dot-product attention with grouped K/V heads, shared by every kind:
+//! MHA (`kv_heads = heads`), GQA, MQA (`kv_heads = 1`) and the absorbed latent attention of
+//! MLA/MTLA, which is MQA-shaped: one "head" `[c ‖ k_R]` of size `r + d_R` whose first `r`
+//! channels are also the value (paper Eq. 12/17).
+
+use burn::nn::Dropout;
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+/// `softmax(q k^T * scale + bias) v` for `q` `[batch, heads, queries, d_k]`,
+/// `k` `[batch, kv_heads, keys, d_k]`, `v` `[batch, kv_heads, keys, d_v]`; query head `h` uses
+/// K/V head `h / (heads / kv_heads)`. `bias` is `[rows, 1, queries, keys]` with `rows` 1 or
+/// `batch` (0 visible, -1e9 hidden). Returns `[batch, heads, queries, d_v]`.
+///
+/// The query heads of a group are stacked into one matrix (`[kv_heads, group * queries, d_k]`),
+/// so K/V are never repeated and a decode step is one matrix-matrix product per K/V head.
+pub fn grouped_attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    bias: Option<Tensor<B, 4>>,
+    scale: f64,
+    dropout: &Dropout,
+) -> Tensor<B, 4> {
+    let [batch, heads, queries, d_k] = q.dims();
+    let kv_heads = k.dims()[1];
+    let d_v = v.dims()[3];
+    let group = heads / kv_heads;
+    let q = q.reshape([batch, kv_heads, group * queries, d_k]);
+    let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    if let Some(bias) = bias {
+        // Rows of a group are ordered (head, query): tile the per-query bias over the heads.
+        let bias = if group > 1 && queries > 1 {
+            bias.repeat_dim(2, group)
+        } else {
+            bias
+        };
+        scores = scores + bias;
+    }
+    let weights = dropout.forward(softmax(scores, 3));
+    weights.matmul(v).reshape([batch, heads, queries, d_v])
+}

@@ -1,0 +1,52 @@
+//! The hyper-network that produces MTLA's merge weights (paper Eq. 13/16, authors'
+//! `HyperNetwork`): `w_j = sigmoid( fc_c(PE(chunk(j))) . fc_p(c_j) )`, one scalar per token,
+//! where `PE` is the interleaved sinusoidal embedding (dimension `kv_lora_rank`) of the chunk
+//! index and `c_j` the LayerNorm-ed latent. Both linears map `r -> r/4` with bias.
+
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+
+/// `fc_c` embeds the chunk position, `fc_p` the latent (names as in the authors' code).
+#[derive(Module, Debug)]
+pub struct HyperNetwork<B: Backend> {
+    pub fc_c: Linear<B>,
+    pub fc_p: Linear<B>,
+    /// Size `r` of the latent and of the positional embedding.
+    pub kv_lora_rank: usize,
+}
+
+impl<B: Backend> HyperNetwork<B> {
+    /// Fresh weights for latents of size `kv_lora_rank` (low rank `r/4`).
+    pub fn new(kv_lora_rank: usize, device: &B::Device) -> Self {
+        let lin = || LinearConfig::new(kv_lora_rank, kv_lora_rank / 4).init(device);
+        Self {
+            fc_c: lin(),
+            fc_p: lin(),
+            kv_lora_rank,
+        }
+    }
+
+    /// Merge weights `[batch, time, 1]` for latents `c` `[batch, time, r]` whose chunks have
+    /// indices `chunk_index` `[rows, time]` (`rows` is 1 or `batch`).
+    pub fn weights(&self, c: Tensor<B, 3>, chunk_index: Tensor<B, 2>) -> Tensor<B, 3> {
+        let pos = self
+            .fc_c
+            .forward(sinusoidal(chunk_index, self.kv_lora_rank));
+        let lat = self.fc_p.forward(c);
+        sigmoid((pos * lat).sum_dim(2))
+    }
+}
+
+/// Sinusoidal embedding `[rows, time, dim]` of float positions `[rows, time]`:
+/// `pe[2k] = sin(p * exp(-2k ln(10000) / dim))`, `pe[2k+1] = cos(...)` (interleaved).
+pub fn sinusoidal<B: Backend>(positions: Tensor<B, 2>, dim: usize) -> Tensor<B, 3> {
+    let half = dim / 2;
+    let scale = -(10000.0f32).ln() / dim as f32;
+    let div: Vec<f32> = (0..half).map(|k| ((2 * k) as f32 * scale).exp()).collect();
+    let device = positions.device();
+    let div = Tensor::<B, 1>::from_floats(div.as_slice(), &device).reshape([1, 1, half]);
+    let [rows, t] = positions.dims();
+    let angles = positions.reshape([rows, t, 1]) * div;
+    Tensor::stack::<4>(vec![angles.clone().sin(), angles.cos()], 3).reshape([rows, t, dim])
+}

@@ -1,0 +1,257 @@
+//! Multi-head attention with RoPE, and its grouped variants GQA (`num_kv_heads` K/V heads) and
+//! MQA (one K/V head), as the paper's baselines (fairseq `RotaryMultiheadAttention` /
+//! `GQARotaryMultiheadAttention`): q/k/v/o projections with bias, RoPE on the whole head
+//! (adjacent pairs, theta 10000), scores scaled by `1/sqrt(d_head)`.
+
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::prelude::*;
+
+use crate::attend::grouped_attention;
+use crate::cache::{Cache, GrowingBuffer, KvCache};
+use crate::config::AttentionConfig;
+use crate::error::{MtlaError, Result};
+use crate::mask::{bias_tensor, ChunkLayout, KeyPadding};
+use crate::rope::{apply_rope, rope_angles};
+
+/// MHA / GQA / MQA self-attention.
+#[derive(Module, Debug)]
+pub struct MultiHeadAttention<B: Backend> {
+    pub q_proj: Linear<B>,
+    pub k_proj: Linear<B>,
+    pub v_proj: Linear<B>,
+    pub out_proj: Linear<B>,
+    pub dropout: Dropout,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub rope_theta: f64,
+}
+
+/// Rotated keys and values of a key/value input, `[batch, kv_heads, time, head_dim]`.
+struct KeysValues<B: Backend> {
+    keys: Tensor<B, 4>,
+    values: Tensor<B, 4>,
+}
+
+impl<B: Backend> MultiHeadAttention<B> {
+    /// Fresh weights for a validated `config`.
+    pub fn new(config: &AttentionConfig, device: &B::Device) -> Self {
+        let d = config.d_model;
+        let head_dim = d / config.num_heads;
+        let kv = config.kv_heads() * head_dim;
+        let lin = |i, o| {
+            LinearConfig::new(i, o)
+                .with_bias(config.effective_bias())
+                .init(device)
+        };
+        Self {
+            q_proj: lin(d, d),
+            k_proj: lin(d, kv),
+            v_proj: lin(d, kv),
+            out_proj: lin(d, d),
+            dropout: DropoutConfig::new(config.dropout).init(),
+            num_heads: config.num_heads,
+            num_kv_heads: config.kv_heads(),
+            head_dim,
+            rope_theta: config.rope_theta,
+        }
+    }
+
+    fn d_model(&self) -> usize {
+        self.num_heads * self.head_dim
+    }
+
+    /// `[batch, time, width]` -> `[batch, heads, time, head_dim]`.
+    fn split_heads(&self, x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
+        let [b, t, _] = x.dims();
+        x.reshape([b, t, heads, self.head_dim]).swap_dims(1, 2)
+    }
+
+    fn queries(&self, x: Tensor<B, 3>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -> Tensor<B, 4> {
+        apply_rope(
+            self.split_heads(self.q_proj.forward(x), self.num_heads),
+            cos,
+            sin,
+        )
+    }
+
+    fn keys_values(&self, x: Tensor<B, 3>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -> KeysValues<B> {
+        KeysValues {
+            keys: apply_rope(
+                self.split_heads(self.k_proj.forward(x.clone()), self.num_kv_heads),
+                cos,
+                sin,
+            ),
+            values: self.split_heads(self.v_proj.forward(x), self.num_kv_heads),
+        }
+    }
+
+    fn output(&self, heads: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [b, _, s, _] = heads.dims();
+        self.out_proj
+            .forward(heads.swap_dims(1, 2).reshape([b, s, self.d_model()]))
+    }
+
+    fn attend(
+        &self,
+        q: Tensor<B, 4>,
+        kv: &KeysValues<B>,
+        bias: Option<Tensor<B, 4>>,
+    ) -> Tensor<B, 3> {
+        let scale = (self.head_dim as f64).powf(-0.5);
+        let heads = grouped_attention(
+            q,
+            kv.keys.clone(),
+            kv.values.clone(),
+            bias,
+            scale,
+            &self.dropout,
+        );
+        self.output(heads)
+    }
+
+    /// Shared by `forward` and `prefill`: outputs for the last `S` positions and the K/V.
+    fn run(
+        &self,
+        queries: Tensor<B, 3>,
+        keys_values: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        padding: Option<&KeyPadding>,
+    ) -> Result<(Tensor<B, 3>, KeysValues<B>)> {
+        let [_, s, _] = check_inputs(&queries, &keys_values, &positions, padding, self.d_model())?;
+        let t = keys_values.dims()[1];
+        let (cos, sin) = rope_angles(positions, self.head_dim, self.rope_theta);
+        let q = self.queries(queries, tail(cos.clone(), s), tail(sin.clone(), s));
+        let kv = self.keys_values(keys_values, cos, sin);
+        let layout = ChunkLayout::new(1, t, padding);
+        let (rows, bias) = layout.bias(s);
+        let bias = bias_tensor(rows, s, t, bias, &q.device());
+        Ok((self.attend(q, &kv, Some(bias)), kv))
+    }
+
+    /// Training / teacher forcing: `queries` `[batch, S, d]` are the last `S` positions of
+    /// `keys_values` `[batch, T, d]`; causal attention over `[prefix; targets]`, padded keys
+    /// hidden. `positions` `[batch, T]` are the RoPE positions. Returns `[batch, S, d]`.
+    pub fn forward(
+        &self,
+        queries: Tensor<B, 3>,
+        keys_values: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        padding: Option<&KeyPadding>,
+    ) -> Result<Tensor<B, 3>> {
+        Ok(self.run(queries, keys_values, positions, padding)?.0)
+    }
+
+    /// As [`forward`](Self::forward), and returns the cache holding all `T` keys/values.
+    pub fn prefill(
+        &self,
+        queries: Tensor<B, 3>,
+        keys_values: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        padding: Option<&KeyPadding>,
+    ) -> Result<(Tensor<B, 3>, Cache<B>)> {
+        let t = keys_values.dims()[1];
+        let (out, kv) = self.run(queries, keys_values, positions, padding)?;
+        let device = out.device();
+        let slot_bias = ChunkLayout::new(1, t, padding)
+            .slot_bias()
+            .map(|b| GrowingBuffer::new(bias_tensor(b.len() / t, 1, t, b, &device), 3));
+        let cache = KvCache {
+            keys: GrowingBuffer::new(kv.keys, 2),
+            values: GrowingBuffer::new(kv.values, 2),
+            slot_bias,
+        };
+        Ok((out, Cache::Kv(cache)))
+    }
+
+    /// One new token per row, `x` `[batch, 1, d]` at RoPE `positions` `[batch, 1]`; appends
+    /// its key/value to the cache and attends over everything cached.
+    pub fn step(
+        &self,
+        x: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        cache: &mut Cache<B>,
+    ) -> Result<Tensor<B, 3>> {
+        let Cache::Kv(cache) = cache else {
+            return Err(MtlaError::Cache(
+                "an MHA/GQA/MQA layer was given a latent (MLA/MTLA) cache".into(),
+            ));
+        };
+        check_step(&x, &positions, cache.keys.batch(), self.d_model())?;
+        let (cos, sin) = rope_angles(positions, self.head_dim, self.rope_theta);
+        let q = self.queries(x.clone(), cos.clone(), sin.clone());
+        let new = self.keys_values(x, cos, sin);
+        cache.keys.push(new.keys);
+        cache.values.push(new.values);
+        if let Some(bias) = cache.slot_bias.as_mut() {
+            bias.push(Tensor::zeros([bias.batch(), 1, 1, 1], &q.device()));
+        }
+        let kv = KeysValues {
+            keys: cache.keys.view(),
+            values: cache.values.view(),
+        };
+        Ok(self.attend(q, &kv, cache.slot_bias.as_ref().map(|b| b.view())))
+    }
+}
+
+/// The last `s` time steps of RoPE angles `[batch, 1, T, d/2]`.
+pub(crate) fn tail<B: Backend>(angles: Tensor<B, 4>, s: usize) -> Tensor<B, 4> {
+    let t = angles.dims()[2];
+    angles.slice(s![.., .., t - s..t, ..])
+}
+
+/// Validates forward/prefill inputs; returns the query dims.
+pub(crate) fn check_inputs<B: Backend>(
+    queries: &Tensor<B, 3>,
+    keys_values: &Tensor<B, 3>,
+    positions: &Tensor<B, 2>,
+    padding: Option<&KeyPadding>,
+    d_model: usize,
+) -> Result<[usize; 3]> {
+    let q = queries.dims();
+    let kv = keys_values.dims();
+    let p = positions.dims();
+    if q[2] != d_model || kv[2] != d_model {
+        return Err(MtlaError::Shape(format!(
+            "the layer expects width {d_model}, got queries {q:?} and keys/values {kv:?}"
+        )));
+    }
+    if q[0] != kv[0] || p != [kv[0], kv[1]] || q[1] == 0 || q[1] > kv[1] {
+        return Err(MtlaError::Shape(format!(
+            "queries {q:?} must be the last positions of keys/values {kv:?}, with positions [batch, T] (got {p:?})"
+        )));
+    }
+    if let Some(pad) = padding {
+        if pad.batch() != kv[0] || pad.len() != kv[1] {
+            return Err(MtlaError::Shape(format!(
+                "padding covers [{}, {}] but keys/values are {kv:?}",
+                pad.batch(),
+                pad.len()
+            )));
+        }
+    }
+    Ok(q)
+}
+
+/// Validates a decode step's inputs against the cache's rows.
+pub(crate) fn check_step<B: Backend>(
+    x: &Tensor<B, 3>,
+    positions: &Tensor<B, 2>,
+    rows: usize,
+    d_model: usize,
+) -> Result<()> {
+    let [b, s, d] = x.dims();
+    if b != rows {
+        return Err(MtlaError::Cache(format!(
+            "the cache holds {rows} rows but the step got {b}; reorder it to the new batch first"
+        )));
+    }
+    if s != 1 || d != d_model || positions.dims() != [b, 1] {
+        return Err(MtlaError::Shape(format!(
+            "a step takes x [batch, 1, {d_model}] and positions [batch, 1]; got {:?} and {:?}",
+            x.dims(),
+            positions.dims()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,403 @@
+//! Multi-head Temporal Latent Attention (Deng & Woodland, 2025), and MLA as its special case
+//! without the hyper-network.
+//!
+//! Per token the key/value input is compressed to a LayerNorm-ed latent `c = LN(x W_r)`
+//! (`kv_lora_rank` = r) and a single RoPE key `k_R` shared by all heads (`qk_rope_head_dim`).
+//! MTLA merges every `s = down_rate` consecutive latents into one cache slot,
+//! `ĉ = Σ_{j in chunk} w_j c_j` with `w_j` from the [`HyperNetwork`], and keeps the newest
+//! token's RoPE key per slot. Attention is computed in the latent space with the key/value
+//! up-projections absorbed into the query and output sides (Eq. 12/17), so keys and values
+//! are never materialised: `softmax((q W_UK ĉ^T + q_R k_R^T) / sqrt(d_nope + d_R)) ĉ W_UV W_O`.
+//!
+//! Training uses the chunk-wise partial sums `ĉ'` (a segmented cumulative sum, O(T r)) under
+//! the stride-aware causal mask, which reproduces incremental decoding exactly.
+
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+
+use crate::attend::grouped_attention;
+use crate::cache::{Cache, GrowingBuffer, LatentCache};
+use crate::config::{AttentionConfig, AttentionKind};
+use crate::error::{MtlaError, Result};
+use crate::hypernet::HyperNetwork;
+use crate::mask::{bias_tensor, ChunkLayout, KeyPadding};
+use crate::mha::{check_inputs, check_step, tail};
+use crate::rope::{apply_rope, rope_angles};
+
+/// MTLA (with `hypernet`) or MLA (without; `down_rate` 1).
+#[derive(Module, Debug)]
+pub struct Mtla<B: Backend> {
+    /// Plain query projection (`q_lora_rank == 0`).
+    pub wq: Option<Linear<B>>,
+    /// Low-rank query: `wq_b(q_norm(wq_a(x)))` (`q_lora_rank > 0`).
+    pub wq_a: Option<Linear<B>>,
+    pub q_norm: Option<LayerNorm<B>>,
+    pub wq_b: Option<Linear<B>>,
+    /// `x -> [c_raw ‖ k_R]`, size `r + d_R`.
+    pub wkv_a: Linear<B>,
+    pub kv_norm: LayerNorm<B>,
+    /// Latent up-projection `r -> heads * (d_nope + d_v)`: `W_UK` and `W_UV`, absorbed.
+    pub wkv_b: Linear<B>,
+    pub wo: Linear<B>,
+    pub hypernet: Option<HyperNetwork<B>>,
+    pub dropout: Dropout,
+    pub num_heads: usize,
+    pub kv_lora_rank: usize,
+    pub qk_nope_head_dim: usize,
+    pub qk_rope_head_dim: usize,
+    pub v_head_dim: usize,
+    pub down_rate: usize,
+    pub rope_theta: f64,
+    pub d_model: usize,
+}
+
+/// Latents of a key/value input: the (partially) merged states and the RoPE keys.
+struct Latents<B: Backend> {
+    /// `ĉ'` `[batch, T, r]`: row `j` is the state of `j`'s chunk right after token `j`.
+    states: Tensor<B, 3>,
+    /// `k_R` `[batch, T, d_R]`, rotated, one per token.
+    rope_keys: Tensor<B, 3>,
+}
+
+impl<B: Backend> Mtla<B> {
+    /// Fresh weights for a validated latent `config` (MLA: no hyper-network, `down_rate` 1).
+    pub fn new(config: &AttentionConfig, device: &B::Device) -> Self {
+        let bias = config.effective_bias();
+        let lin = |i, o| LinearConfig::new(i, o).with_bias(bias).init(device);
+        let h = config.num_heads;
+        let qk = config.qk_nope_head_dim + config.qk_rope_head_dim;
+        let r = config.kv_lora_rank;
+        let low_rank_q = config.q_lora_rank > 0;
+        Self {
+            wq: (!low_rank_q).then(|| lin(config.d_model, h * qk)),
+            wq_a: low_rank_q.then(|| lin(config.d_model, config.q_lora_rank)),
+            q_norm: low_rank_q.then(|| LayerNormConfig::new(config.q_lora_rank).init(device)),
+            wq_b: low_rank_q.then(|| lin(config.q_lora_rank, h * qk)),
+            wkv_a: lin(config.d_model, r + config.qk_rope_head_dim),
+            kv_norm: LayerNormConfig::new(r).init(device),
+            wkv_b: lin(r, h * (config.qk_nope_head_dim + config.v_head_dim)),
+            wo: lin(h * config.v_head_dim, config.d_model),
+            hypernet: (config.kind == AttentionKind::Mtla).then(|| HyperNetwork::new(r, device)),
+            dropout: DropoutConfig::new(config.dropout).init(),
+            num_heads: h,
+            kv_lora_rank: r,
+            qk_nope_head_dim: config.qk_nope_head_dim,
+            qk_rope_head_dim: config.qk_rope_head_dim,
+            v_head_dim: config.v_head_dim,
+            down_rate: config.effective_down_rate(),
+            rope_theta: config.rope_theta,
+            d_model: config.d_model,
+        }
+    }
+
+    /// Softmax scale `1/sqrt(d_nope + d_R)` (the authors' code; the paper writes `1/sqrt(d_h)`).
+    fn scale(&self) -> f64 {
+        ((self.qk_nope_head_dim + self.qk_rope_head_dim) as f64).powf(-0.5)
+    }
+
+    /// `wkv_b` viewed as `[r, heads, d_nope + d_v]` (burn stores linears as `[in, out]`).
+    fn up_projection(&self) -> Tensor<B, 3> {
+        let per_head = self.qk_nope_head_dim + self.v_head_dim;
+        self.wkv_b
+            .weight
+            .val()
+            .reshape([self.kv_lora_rank, self.num_heads, per_head])
+    }
+
+    /// Queries in the latent space: `[q_nope W_UK ‖ rope(q_R)]`, `[batch, heads, S, r + d_R]`.
+    fn latent_queries(
+        &self,
+        x: Tensor<B, 3>,
+        cos: Tensor<B, 4>,
+        sin: Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
+        let q = match (&self.wq, &self.wq_a, &self.q_norm, &self.wq_b) {
+            (Some(wq), ..) => wq.forward(x),
+            (None, Some(a), Some(norm), Some(b)) => b.forward(norm.forward(a.forward(x))),
+            _ => unreachable!("a query projection is always present"),
+        };
+        let [b, s, _] = q.dims();
+        let (nope, rope) = (self.qk_nope_head_dim, self.qk_rope_head_dim);
+        let q = q
+            .reshape([b, s, self.num_heads, nope + rope])
+            .swap_dims(1, 2);
+        let q_nope = q.clone().slice(s![.., .., .., 0..nope]);
+        let q_rope = apply_rope(q.slice(s![.., .., .., nope..nope + rope]), cos, sin);
+        // W_UK[h] = wkv_b rows [h, 0..nope] : [heads, nope, r].
+        let w_uk = self
+            .up_projection()
+            .slice(s![.., .., 0..nope])
+            .permute([1, 2, 0])
+            .unsqueeze_dim::<4>(0);
+        Tensor::cat(vec![q_nope.matmul(w_uk), q_rope], 3)
+    }
+
+    /// Attention output `[batch, heads, S, r]` in the latent space -> `[batch, S, d]`.
+    fn output(&self, latent: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [b, _, s, _] = latent.dims();
+        let nope = self.qk_nope_head_dim;
+        // W_UV[h]^T : [heads, r, d_v].
+        let w_uv = self
+            .up_projection()
+            .slice(s![.., .., nope..nope + self.v_head_dim])
+            .permute([1, 0, 2])
+            .unsqueeze_dim::<4>(0);
+        let heads = latent.matmul(w_uv);
+        self.wo.forward(
+            heads
+                .swap_dims(1, 2)
+                .reshape([b, s, self.num_heads * self.v_head_dim]),
+        )
+    }
+
+    /// Latent `c` and rotated RoPE key of every key/value token.
+    fn compress(
+        &self,
+        x: Tensor<B, 3>,
+        cos: Tensor<B, 4>,
+        sin: Tensor<B, 4>,
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        let [b, t, _] = x.dims();
+        let r = self.kv_lora_rank;
+        let kv = self.wkv_a.forward(x);
+        let c = self.kv_norm.forward(kv.clone().slice(s![.., .., 0..r]));
+        let k_rope = kv.slice(s![.., .., r..r + self.qk_rope_head_dim]).reshape([
+            b,
+            1,
+            t,
+            self.qk_rope_head_dim,
+        ]);
+        let k_rope = apply_rope(k_rope, cos, sin).reshape([b, t, self.qk_rope_head_dim]);
+        (c, k_rope)
+    }
+
+    /// Training-form states `ĉ'` (paper Sec. 4.2) as a segmented cumulative sum of `w_j c_j`
+    /// inside each chunk; padding contributes nothing.
+    fn latents(
+        &self,
+        x: Tensor<B, 3>,
+        cos: Tensor<B, 4>,
+        sin: Tensor<B, 4>,
+        layout: &ChunkLayout,
+    ) -> Latents<B> {
+        let (c, rope_keys) = self.compress(x, cos, sin);
+        let Some(hypernet) = &self.hypernet else {
+            return Latents {
+                states: c,
+                rope_keys,
+            };
+        };
+        let device = c.device();
+        let [b, t, r] = c.dims();
+        let (rows, index) = layout.chunk_index();
+        let index = Tensor::<B, 1>::from_floats(index.as_slice(), &device).reshape([rows, t]);
+        let mut weighted = c.clone() * hypernet.weights(c, index);
+        if let Some(keep) = layout.keep() {
+            weighted =
+                weighted * Tensor::<B, 1>::from_floats(keep.as_slice(), &device).reshape([b, t, 1]);
+        }
+        Latents {
+            states: chunk_cumsum(weighted, self.down_rate, b, t, r),
+            rope_keys,
+        }
+    }
+
+    fn attend(
+        &self,
+        q: Tensor<B, 4>,
+        slots: Tensor<B, 3>,
+        bias: Option<Tensor<B, 4>>,
+    ) -> Tensor<B, 3> {
+        let [b, t, _] = slots.dims();
+        let values = slots
+            .clone()
+            .slice(s![.., .., 0..self.kv_lora_rank])
+            .reshape([b, 1, t, self.kv_lora_rank]);
+        let keys = slots.reshape([b, 1, t, self.kv_lora_rank + self.qk_rope_head_dim]);
+        self.output(grouped_attention(
+            q,
+            keys,
+            values,
+            bias,
+            self.scale(),
+            &self.dropout,
+        ))
+    }
+
+    /// Shared by `forward` and `prefill`: outputs for the last `S` positions and the latents.
+    fn run(
+        &self,
+        queries: Tensor<B, 3>,
+        keys_values: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        padding: Option<&KeyPadding>,
+    ) -> Result<(Tensor<B, 3>, Latents<B>)> {
+        let [_, s, _] = check_inputs(&queries, &keys_values, &positions, padding, self.d_model)?;
+        let t = keys_values.dims()[1];
+        let (cos, sin) = rope_angles(positions, self.qk_rope_head_dim, self.rope_theta);
+        let q = self.latent_queries(queries, tail(cos.clone(), s), tail(sin.clone(), s));
+        let layout = ChunkLayout::new(self.down_rate, t, padding);
+        let latents = self.latents(keys_values, cos, sin, &layout);
+        let (rows, bias) = layout.bias(s);
+        let bias = bias_tensor(rows, s, t, bias, &q.device());
+        let slots = Tensor::cat(vec![latents.states.clone(), latents.rope_keys.clone()], 2);
+        Ok((self.attend(q, slots, Some(bias)), latents))
+    }
+
+    /// Training / teacher forcing: `queries` `[batch, S, d]` are the last `S` positions of
+    /// `keys_values` `[batch, T, d]`; each attends to the states the incremental decoder would
+    /// hold at its position (stride-aware causal mask; padding hidden and never merged).
+    /// `positions` `[batch, T]` are the RoPE positions. Returns `[batch, S, d]`.
+    pub fn forward(
+        &self,
+        queries: Tensor<B, 3>,
+        keys_values: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        padding: Option<&KeyPadding>,
+    ) -> Result<Tensor<B, 3>> {
+        Ok(self.run(queries, keys_values, positions, padding)?.0)
+    }
+
+    /// As [`forward`](Self::forward), and returns the compressed cache after all `T` tokens:
+    /// one slot per chunk, the chunk-end states plus the (possibly partial) last chunk
+    /// (the reference's `recompute_prompt_attn = false` prefix path).
+    pub fn prefill(
+        &self,
+        queries: Tensor<B, 3>,
+        keys_values: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        padding: Option<&KeyPadding>,
+    ) -> Result<(Tensor<B, 3>, Cache<B>)> {
+        let [b, t, _] = keys_values.dims();
+        let (out, latents) = self.run(queries, keys_values, positions, padding)?;
+        let device = out.device();
+        let s = self.down_rate;
+        let ends: Vec<i64> = (0..t.div_ceil(s))
+            .map(|c| (((c + 1) * s).min(t) - 1) as i64)
+            .collect();
+        let ends = Tensor::<B, 1, Int>::from_ints(ends.as_slice(), &device);
+        let slots = Tensor::cat(
+            vec![
+                latents.states.select(1, ends.clone()),
+                latents.rope_keys.select(1, ends),
+            ],
+            2,
+        );
+        let layout = ChunkLayout::new(s, t, padding);
+        let last = layout.last_chunk_state();
+        let column = |values: Vec<f32>| {
+            Tensor::<B, 1>::from_floats(values.as_slice(), &device).reshape([values.len(), 1])
+        };
+        let chunk_index = column(last.iter().map(|(i, _)| *i).collect()).expand([b, 1]);
+        let last_empty = layout.padding.map(|_| {
+            column(
+                last.iter()
+                    .map(|(_, nonempty)| f32::from(!nonempty))
+                    .collect(),
+            )
+        });
+        let slot_bias = layout.slot_bias().map(|bias| {
+            let n = bias.len() / b;
+            GrowingBuffer::new(bias_tensor(b, 1, n, bias, &device), 3)
+        });
+        let cache = LatentCache {
+            slots: GrowingBuffer::new(slots, 1),
+            tokens: t,
+            down_rate: s,
+            chunk_index,
+            last_empty,
+            slot_bias,
+        };
+        Ok((out, Cache::Latent(cache)))
+    }
+
+    /// One new token per row, `x` `[batch, 1, d]` at RoPE `positions` `[batch, 1]`. With the
+    /// paper's 1-based counter `n` over the whole prefix + target sequence: if `n % s == 1`
+    /// a slot `w c` is appended, otherwise `w c` is added into the last slot in place and its
+    /// RoPE key overwritten (Sec. 4.1, 4.3). The query then attends to every slot.
+    pub fn step(
+        &self,
+        x: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        cache: &mut Cache<B>,
+    ) -> Result<Tensor<B, 3>> {
+        let Cache::Latent(cache) = cache else {
+            return Err(MtlaError::Cache(
+                "an MLA/MTLA layer was given an MHA/GQA/MQA cache".into(),
+            ));
+        };
+        check_step(&x, &positions, cache.slots.batch(), self.d_model)?;
+        let (cos, sin) = rope_angles(positions, self.qk_rope_head_dim, self.rope_theta);
+        let q = self.latent_queries(x.clone(), cos.clone(), sin.clone());
+        let (c, k_rope) = self.compress(x, cos, sin);
+        let starts_chunk = cache.next_starts_chunk();
+        let weighted = match &self.hypernet {
+            Some(hypernet) => {
+                let index = next_chunk_index(cache, starts_chunk);
+                c.clone() * hypernet.weights(c, index)
+            }
+            None => c,
+        };
+        if starts_chunk {
+            cache.slots.push(Tensor::cat(vec![weighted, k_rope], 2));
+            if let Some(bias) = cache.slot_bias.as_mut() {
+                bias.push(Tensor::zeros([bias.batch(), 1, 1, 1], &q.device()));
+            }
+        } else {
+            let merged = cache.slots.last().slice(s![.., .., 0..self.kv_lora_rank]) + weighted;
+            cache.slots.set_last(Tensor::cat(vec![merged, k_rope], 2));
+            if let Some(bias) = cache.slot_bias.as_mut() {
+                bias.set_last(Tensor::zeros([bias.batch(), 1, 1, 1], &q.device()));
+            }
+        }
+        cache.tokens += 1;
+        Ok(self.attend(
+            q,
+            cache.slots.view(),
+            cache.slot_bias.as_ref().map(|b| b.view()),
+        ))
+    }
+}
+
+/// The hyper-network index of the chunk the next token joins, `[batch, 1]`, updating the
+/// cache's chunk bookkeeping: a new chunk follows the last one unless that held only padding.
+fn next_chunk_index<B: Backend>(cache: &mut LatentCache<B>, starts_chunk: bool) -> Tensor<B, 2> {
+    if starts_chunk {
+        let advance = match cache.last_empty.take() {
+            Some(empty) => {
+                cache.last_empty = Some(empty.zeros_like());
+                empty.neg().add_scalar(1.0)
+            }
+            None => cache.chunk_index.ones_like(),
+        };
+        cache.chunk_index = cache.chunk_index.clone() + advance;
+    } else if let Some(empty) = cache.last_empty.as_mut() {
+        *empty = empty.zeros_like();
+    }
+    cache.chunk_index.clone()
+}
+
+/// `out[i] = Σ_{j in chunk(i), j <= i} x[j]` along time, chunks of `s` starting at 0.
+fn chunk_cumsum<B: Backend>(
+    x: Tensor<B, 3>,
+    s: usize,
+    b: usize,
+    t: usize,
+    r: usize,
+) -> Tensor<B, 3> {
+    if s == 1 {
+        return x;
+    }
+    let chunks = t.div_ceil(s);
+    let padded = if chunks * s > t {
+        let zeros = Tensor::zeros([b, chunks * s - t, r], &x.device());
+        Tensor::cat(vec![x, zeros], 1)
+    } else {
+        x
+    };
+    padded
+        .reshape([b, chunks, s, r])
+        .cumsum(2)
+        .reshape([b, chunks * s, r])
+        .slice(s![.., 0..t, ..])
+}
