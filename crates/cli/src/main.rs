@@ -1,1 +1,48 @@
-fn main() {}
+//! `mtla-st`: speech translation and recognition with Multi-head Temporal Latent Attention.
+
+mod attention_cmd;
+mod backend;
+mod bench_cmd;
+mod fbank_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mtla-st",
+    version,
+    about = "Speech translation/recognition with MTLA on Burn"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Extract Kaldi-compatible log-mel filterbank features from a WAV into a .npy file.
+    Fbank(fbank_cmd::FbankArgs),
+    /// Attention-layer tools (exactness check against the authors' PyTorch code).
+    #[command(subcommand)]
+    Attention(attention_cmd::AttentionCommand),
+    /// Speed benchmarks that print ratios against a baseline measured in the same run.
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Fbank(args) => fbank_cmd::run(args).map(|_| true),
+        Command::Attention(cmd) => attention_cmd::run(cmd),
+        Command::Bench(cmd) => bench_cmd::run(cmd).map(|_| true),
+    };
+    match result {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

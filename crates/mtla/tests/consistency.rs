@@ -11,7 +11,16 @@ type B = burn::backend::Flex;
 
 fn kinds() -> Vec<(AttentionKind, usize)> {
     use AttentionKind::*;
-    vec![(Mha, 1), (Gqa, 1), (Mqa, 1), (Mla, 1), (Mtla, 1), (Mtla, 2), (Mtla, 3), (Mtla, 4)]
+    vec![
+        (Mha, 1),
+        (Gqa, 1),
+        (Mqa, 1),
+        (Mla, 1),
+        (Mtla, 1),
+        (Mtla, 2),
+        (Mtla, 3),
+        (Mtla, 4),
+    ]
 }
 
 fn config(kind: AttentionKind, down_rate: usize, rng: &mut StdRng) -> AttentionConfig {
@@ -69,7 +78,11 @@ fn incremental(
     let mut outs = vec![first];
     for i in start..t {
         let y = layer
-            .step(x.clone().slice(s![.., i..i + 1, ..]), pos.clone().slice(s![.., i..i + 1]), &mut cache)
+            .step(
+                x.clone().slice(s![.., i..i + 1, ..]),
+                pos.clone().slice(s![.., i..i + 1]),
+                &mut cache,
+            )
             .unwrap();
         outs.push(y);
     }
@@ -93,14 +106,31 @@ fn parallel_equals_incremental_for_every_kind() {
             let start = rng.random_range(1..t);
             let x = random([b, t, cfg.d_model], &mut rng);
             let pos = positions(b, t, &mut rng);
-            let full = layer.forward(x.clone(), x.clone(), pos.clone(), None).unwrap();
+            let full = layer
+                .forward(x.clone(), x.clone(), pos.clone(), None)
+                .unwrap();
             let (inc, cache) = incremental(&layer, &x, &pos, start, None);
             let d = relative_diff(inc, full.slice(s![.., start - 1..t, ..]));
-            assert!(d <= 1e-5, "{kind} s={s} trial {trial} b={b} t={t} prefix={start}: rel diff {d}");
-            let slots = if cfg.is_latent() { t.div_ceil(cfg.effective_down_rate()) } else { t };
-            assert_eq!(cache.len(), slots, "{kind} s={s}: cache slots after {t} tokens");
+            assert!(
+                d <= 1e-5,
+                "{kind} s={s} trial {trial} b={b} t={t} prefix={start}: rel diff {d}"
+            );
+            let slots = if cfg.is_latent() {
+                t.div_ceil(cfg.effective_down_rate())
+            } else {
+                t
+            };
+            assert_eq!(
+                cache.len(),
+                slots,
+                "{kind} s={s}: cache slots after {t} tokens"
+            );
             let per_token = cfg.kv_elements_per_token() * cfg.effective_down_rate() as f64;
-            assert_eq!(cache.bytes(), (slots as f64 * per_token) as usize * b * 4, "{kind} s={s}: bytes");
+            assert_eq!(
+                cache.bytes(),
+                (slots as f64 * per_token) as usize * b * 4,
+                "{kind} s={s}: bytes"
+            );
         }
     }
 }
@@ -115,8 +145,12 @@ fn queries_may_be_a_suffix_of_the_keys() {
         let (b, t, q) = (2, 17, 6);
         let x = random([b, t, cfg.d_model], &mut rng);
         let pos = positions(b, t, &mut rng);
-        let full = layer.forward(x.clone(), x.clone(), pos.clone(), None).unwrap();
-        let suffix = layer.forward(x.clone().slice(s![.., t - q..t, ..]), x, pos, None).unwrap();
+        let full = layer
+            .forward(x.clone(), x.clone(), pos.clone(), None)
+            .unwrap();
+        let suffix = layer
+            .forward(x.clone().slice(s![.., t - q..t, ..]), x, pos, None)
+            .unwrap();
         let d = relative_diff(suffix, full.slice(s![.., t - q..t, ..]));
         assert!(d <= 1e-6, "{kind} s={s}: {d}");
     }
@@ -138,11 +172,16 @@ fn padded_prefixes_match_between_forms() {
         let padding = KeyPadding::new(b, t, pad.clone());
         let x = random([b, t, cfg.d_model], &mut rng);
         let pos = positions(b, t, &mut rng);
-        let full = layer.forward(x.clone(), x.clone(), pos.clone(), Some(&padding)).unwrap();
+        let full = layer
+            .forward(x.clone(), x.clone(), pos.clone(), Some(&padding))
+            .unwrap();
         let pre = KeyPadding::new(
             b,
             prefix + 1,
-            lengths.iter().flat_map(|&l| (0..=prefix).map(move |j| j >= l && j < prefix)).collect(),
+            lengths
+                .iter()
+                .flat_map(|&l| (0..=prefix).map(move |j| j >= l && j < prefix))
+                .collect(),
         );
         let (inc, _) = incremental(&layer, &x, &pos, prefix + 1, Some(&pre));
         let d = relative_diff(inc, full.slice(s![.., prefix..t, ..]));
@@ -165,14 +204,29 @@ fn padding_does_not_change_a_rows_result() {
         let target_x = random([1, targets, cfg.d_model], &mut rng);
         let run = |region: usize| {
             let d = cfg.d_model;
-            let pads = Tensor::<B, 3>::ones([1, region - real, d], &Default::default()).mul_scalar(7.0);
+            let pads =
+                Tensor::<B, 3>::ones([1, region - real, d], &Default::default()).mul_scalar(7.0);
             let x = Tensor::cat(vec![prefix_x.clone(), pads, target_x.clone()], 1);
             let t = region + targets;
-            let pos: Vec<f32> = (0..t).map(|j| if j < region { j as f32 } else { (real + j - region) as f32 }).collect();
-            let pos = Tensor::<B, 1>::from_floats(pos.as_slice(), &Default::default()).reshape([1, t]);
+            let pos: Vec<f32> = (0..t)
+                .map(|j| {
+                    if j < region {
+                        j as f32
+                    } else {
+                        (real + j - region) as f32
+                    }
+                })
+                .collect();
+            let pos =
+                Tensor::<B, 1>::from_floats(pos.as_slice(), &Default::default()).reshape([1, t]);
             let padding = KeyPadding::new(1, t, (0..t).map(|j| j >= real && j < region).collect());
             layer
-                .forward(x.clone().slice(s![.., region..t, ..]), x, pos, Some(&padding))
+                .forward(
+                    x.clone().slice(s![.., region..t, ..]),
+                    x,
+                    pos,
+                    Some(&padding),
+                )
                 .unwrap()
         };
         let d = relative_diff(run(batch_prefix), run(alone_prefix));
@@ -198,11 +252,23 @@ fn reorder_follows_beams_and_bad_steps_are_errors() {
         assert_eq!(beams.batch(), 6);
         let xs = x.clone().slice(s![.., 5..6, ..]);
         let ps = pos.clone().slice(s![.., 5..6]);
-        let y_beams = layer.step(xs.clone().select(0, rows.clone()), ps.clone().select(0, rows.clone()), &mut beams).unwrap();
+        let y_beams = layer
+            .step(
+                xs.clone().select(0, rows.clone()),
+                ps.clone().select(0, rows.clone()),
+                &mut beams,
+            )
+            .unwrap();
         let y = layer.step(xs.clone(), ps.clone(), &mut cache).unwrap();
         let d = relative_diff(y_beams, y.select(0, rows));
         assert!(d <= 1e-6, "{kind} s={s}: {d}");
-        let err = layer.step(xs.slice(s![0..2, .., ..]), ps.slice(s![0..2, ..]), &mut cache).unwrap_err();
+        let err = layer
+            .step(
+                xs.slice(s![0..2, .., ..]),
+                ps.slice(s![0..2, ..]),
+                &mut cache,
+            )
+            .unwrap_err();
         assert!(err.to_string().contains("3 rows"), "{err}");
     }
 }
@@ -217,13 +283,26 @@ fn reserved_caches_do_not_change_results() {
     let (a, cache_a) = incremental(&layer, &x, &pos, 3, None);
     assert!(cache_a.capacity_bytes() > cache_a.bytes(), "grew in blocks");
     let (first, mut cache) = layer
-        .prefill(x.clone().slice(s![.., 2..3, ..]), x.clone().slice(s![.., 0..3, ..]), pos.clone().slice(s![.., 0..3]), None)
+        .prefill(
+            x.clone().slice(s![.., 2..3, ..]),
+            x.clone().slice(s![.., 0..3, ..]),
+            pos.clone().slice(s![.., 0..3]),
+            None,
+        )
         .unwrap();
     cache.reserve(147);
     let reserved = cache.capacity_bytes();
     let mut outs = vec![first];
     for i in 3..150 {
-        outs.push(layer.step(x.clone().slice(s![.., i..i + 1, ..]), pos.clone().slice(s![.., i..i + 1]), &mut cache).unwrap());
+        outs.push(
+            layer
+                .step(
+                    x.clone().slice(s![.., i..i + 1, ..]),
+                    pos.clone().slice(s![.., i..i + 1]),
+                    &mut cache,
+                )
+                .unwrap(),
+        );
     }
     assert_eq!(cache.capacity_bytes(), reserved, "no growth after reserve");
     assert_eq!(cache.bytes(), cache_a.bytes());

@@ -1,0 +1,74 @@
+//! The only place that knows which backends exist: the CPU backend (burn-flex) is always
+//! built; `wgpu` (WebGPU/Vulkan/Metal) and `cuda` are cargo features. `--backend` picks one at
+//! run time and the work runs generically over it.
+
+use burn::prelude::Backend;
+
+/// Backends a user can ask for with `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Multi-threaded CPU (burn-flex); always available.
+    Cpu,
+    /// WebGPU through wgpu (Vulkan/Metal/DX12, or a software adapter); feature `wgpu`.
+    Wgpu,
+    /// NVIDIA CUDA; feature `cuda`.
+    Cuda,
+}
+
+/// Work that runs on any backend.
+pub trait BackendTask {
+    type Output;
+    fn run<B: Backend>(self, device: B::Device, kind: BackendKind) -> anyhow::Result<Self::Output>;
+}
+
+/// Runs `task` on the backend `kind`, device index `device`.
+pub fn run_on<T: BackendTask>(
+    kind: BackendKind,
+    device: usize,
+    task: T,
+) -> anyhow::Result<T::Output> {
+    match kind {
+        BackendKind::Cpu => task.run::<burn::backend::Flex>(Default::default(), kind),
+        BackendKind::Wgpu => run_wgpu(device, task),
+        BackendKind::Cuda => run_cuda(device, task),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn run_wgpu<T: BackendTask>(device: usize, task: T) -> anyhow::Result<T::Output> {
+    use burn::backend::wgpu::{Wgpu, WgpuDevice};
+    let dev = if device == 0 {
+        WgpuDevice::DefaultDevice
+    } else {
+        WgpuDevice::DiscreteGpu(device)
+    };
+    task.run::<Wgpu>(dev, BackendKind::Wgpu)
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn run_wgpu<T: BackendTask>(_: usize, _: T) -> anyhow::Result<T::Output> {
+    anyhow::bail!("this binary was built without WebGPU support; rebuild with `--features wgpu`")
+}
+
+#[cfg(feature = "cuda")]
+fn run_cuda<T: BackendTask>(device: usize, task: T) -> anyhow::Result<T::Output> {
+    use burn::backend::cuda::{Cuda, CudaDevice};
+    task.run::<Cuda>(CudaDevice::new(device), BackendKind::Cuda)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_cuda<T: BackendTask>(_: usize, _: T) -> anyhow::Result<T::Output> {
+    anyhow::bail!("this binary was built without CUDA support; rebuild with `--features cuda`")
+}
+
+/// `--backend` / `--device` arguments shared by every command that computes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackendArgs {
+    /// Where to compute.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendKind,
+    /// Device index for GPU backends (0 = default device).
+    #[arg(long, default_value_t = 0)]
+    pub device: usize,
+}

@@ -1,0 +1,444 @@
+//! `mtla-st bench ...`: speed benchmarks that print ratios against baselines measured in the
+//! same run (our MHA, the authors' PyTorch MTLA, kaldi-native-fbank), never timed unit tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use burn::prelude::*;
+use mtla::{AttentionConfig, AttentionKind};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::backend::{run_on, BackendArgs, BackendKind, BackendTask};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Decode-step and parallel-forward time of every attention kind at the paper's dims.
+    Attention(AttentionBenchArgs),
+    /// Fbank extraction throughput, single thread and all cores, vs kaldi-native-fbank.
+    Fbank(FbankBenchArgs),
+}
+
+/// Runs `mtla-st bench ...`.
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Attention(args) => bench_attention(args),
+        BenchCommand::Fbank(args) => bench_fbank(args),
+    }
+}
+
+/// Python of the oracle venv, and where the oracle scripts are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReferenceArgs {
+    /// Python with torch, mtla and kaldi-native-fbank (../shared/oracles/setup_venv.sh);
+    /// without it the reference columns are left out.
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Directory holding bench_reference.py.
+    #[arg(long, default_value = "../shared/oracles")]
+    pub oracles: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AttentionBenchArgs {
+    /// Rows decoded together (batch × beams).
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Cache lengths at which a decode step is timed.
+    #[arg(long, value_delimiter = ',', default_value = "64,256,1024,4096")]
+    pub lengths: Vec<usize>,
+    /// Kinds: mha, gqa, mqa, mla, mtla<s> (e.g. mtla2).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "mha,gqa,mqa,mla,mtla2,mtla3,mtla4"
+    )]
+    pub kinds: Vec<String>,
+    /// Timed decode steps per length (the cache grows from T - steps to T).
+    #[arg(long, default_value_t = 32)]
+    pub steps: usize,
+    /// Repetitions; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Longest sequence for the parallel (training) forward, whose scores are [B, H, T, T].
+    #[arg(long, default_value_t = 1024)]
+    pub parallel_max_len: usize,
+    /// CPU threads (0 = all cores); the PyTorch reference gets the same number.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Write all numbers here as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub reference: ReferenceArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// One measured cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttentionTiming {
+    pub kind: String,
+    pub length: usize,
+    pub step_ms: f64,
+    pub step_min_ms: f64,
+    pub parallel_ms: Option<f64>,
+    pub cache_bytes: usize,
+    pub cache_bytes_theory: f64,
+    pub torch_step_ms: Option<f64>,
+    pub torch_parallel_ms: Option<f64>,
+}
+
+fn parse_kind(name: &str) -> anyhow::Result<AttentionConfig> {
+    let (kind, s) = match name {
+        "mha" => (AttentionKind::Mha, 1),
+        "gqa" => (AttentionKind::Gqa, 1),
+        "mqa" => (AttentionKind::Mqa, 1),
+        "mla" => (AttentionKind::Mla, 1),
+        n if n.starts_with("mtla") => (
+            AttentionKind::Mtla,
+            n[4..]
+                .parse()
+                .with_context(|| format!("kind '{n}': mtla<s>, e.g. mtla2"))?,
+        ),
+        n => bail!("unknown kind '{n}' (mha, gqa, mqa, mla, mtla<s>)"),
+    };
+    Ok(AttentionConfig {
+        down_rate: s,
+        ..AttentionConfig::paper(kind)
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct AttentionBench<'a>(&'a AttentionBenchArgs);
+
+impl BackendTask for AttentionBench<'_> {
+    type Output = Vec<AttentionTiming>;
+    fn run<B: Backend>(
+        self,
+        device: B::Device,
+        _: BackendKind,
+    ) -> anyhow::Result<Vec<AttentionTiming>> {
+        let a = self.0;
+        let mut rows = Vec::new();
+        for &t in &a.lengths {
+            let start = t.saturating_sub(a.steps).max(1);
+            let x = Tensor::<B, 3>::random(
+                [a.batch, t, 512],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let pos: Vec<f32> = (0..a.batch)
+                .flat_map(|_| (0..t).map(|j| j as f32))
+                .collect();
+            let pos = Tensor::<B, 1>::from_floats(pos.as_slice(), &device).reshape([a.batch, t]);
+            for name in &a.kinds {
+                let cfg = parse_kind(name)?;
+                let layer = cfg.init::<B>(&device)?;
+                let mut steps = Vec::new();
+                let mut cache_bytes = 0;
+                for _ in 0..a.reps {
+                    let (_, mut cache) = layer.prefill(
+                        x.clone().slice(s![.., start - 1..start, ..]),
+                        x.clone().slice(s![.., 0..start, ..]),
+                        pos.clone().slice(s![.., 0..start]),
+                        None,
+                    )?;
+                    cache.reserve(t - start);
+                    B::sync(&device)?;
+                    let t0 = Instant::now();
+                    for i in start..t {
+                        layer.step(
+                            x.clone().slice(s![.., i..i + 1, ..]),
+                            pos.clone().slice(s![.., i..i + 1]),
+                            &mut cache,
+                        )?;
+                    }
+                    B::sync(&device)?;
+                    steps.push(t0.elapsed().as_secs_f64() * 1e3 / (t - start).max(1) as f64);
+                    cache_bytes = cache.bytes();
+                }
+                let parallel_ms = (t <= a.parallel_max_len)
+                    .then(|| -> anyhow::Result<f64> {
+                        let mut v = Vec::new();
+                        for _ in 0..a.reps {
+                            let t0 = Instant::now();
+                            let y = layer.forward(x.clone(), x.clone(), pos.clone(), None)?;
+                            let _ = y.into_data();
+                            v.push(t0.elapsed().as_secs_f64() * 1e3);
+                        }
+                        Ok(median(v))
+                    })
+                    .transpose()?;
+                let row = AttentionTiming {
+                    kind: name.clone(),
+                    length: t,
+                    step_ms: median(steps.clone()),
+                    step_min_ms: steps.iter().copied().fold(f64::INFINITY, f64::min),
+                    parallel_ms,
+                    cache_bytes,
+                    cache_bytes_theory: cfg.kv_elements_per_token()
+                        * t as f64
+                        * a.batch as f64
+                        * 4.0,
+                    torch_step_ms: None,
+                    torch_parallel_ms: None,
+                };
+                eprintln!(
+                    "T={t:5} {name:6} step {:8.3} ms  parallel {:>9}  cache {:8.2} MiB",
+                    row.step_ms,
+                    row.parallel_ms.map_or("-".into(), |p| format!("{p:.1} ms")),
+                    row.cache_bytes as f64 / 1048576.0
+                );
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// Runs the authors' PyTorch module through bench_reference.py on the same shapes.
+fn torch_reference(
+    a: &AttentionBenchArgs,
+    python: &Path,
+    rates: &[usize],
+) -> anyhow::Result<serde_json::Value> {
+    let script = a.reference.oracles.join("bench_reference.py");
+    let out = tempfile_path("bench_reference.json");
+    let lengths: Vec<String> = a.lengths.iter().map(|l| l.to_string()).collect();
+    let rates: Vec<String> = rates.iter().map(|r| r.to_string()).collect();
+    let threads = if a.threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        a.threads
+    };
+    eprintln!(
+        "running the PyTorch reference ({}), {threads} threads ...",
+        script.display()
+    );
+    let status = Command::new(python)
+        .arg(&script)
+        .args([
+            "--batch",
+            &a.batch.to_string(),
+            "--lengths",
+            &lengths.join(","),
+            "--rates",
+            &rates.join(","),
+        ])
+        .args([
+            "--reps",
+            &a.reps.to_string(),
+            "--decode-reps",
+            "2",
+            "--threads",
+            &threads.to_string(),
+        ])
+        .arg("--json")
+        .arg(&out)
+        .status()
+        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+    if !status.success() {
+        bail!("{} failed ({status})", script.display());
+    }
+    let text =
+        std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn tempfile_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("mtla-st-{}-{name}", std::process::id()))
+}
+
+fn bench_attention(a: AttentionBenchArgs) -> anyhow::Result<()> {
+    if a.threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(a.threads)
+            .build_global()
+            .ok();
+    }
+    let mut rows = run_on(a.backend.backend, a.backend.device, AttentionBench(&a))?;
+    let mut env = serde_json::json!({
+        "backend": a.backend.backend,
+        "threads": rayon::current_num_threads(),
+        "cpu": cpu_name(),
+        "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+    });
+    if let Some(python) = &a.reference.python {
+        let rates: Vec<usize> = a
+            .kinds
+            .iter()
+            .filter_map(|k| k.strip_prefix("mtla")?.parse().ok())
+            .collect();
+        let reference = torch_reference(&a, python, &rates)?;
+        env["torch"] = reference["env"].clone();
+        for r in reference["results"].as_array().into_iter().flatten() {
+            let kind = match r["method"].as_str().unwrap_or("") {
+                "nn.MultiheadAttention" => "mha".to_string(),
+                m => m.replace("MTLA r=", "mtla"),
+            };
+            let length = r["T"].as_u64().unwrap_or(0) as usize;
+            if let Some(row) = rows
+                .iter_mut()
+                .find(|row| row.kind == kind && row.length == length)
+            {
+                row.torch_step_ms = r["decode_step_tail_wall_s"].as_f64().map(|s| s * 1e3);
+                row.torch_parallel_ms = r["parallel_wall_s"].as_f64().map(|s| s * 1e3);
+            }
+        }
+    }
+    print_attention_table(&rows, &env);
+    if let Some(path) = &a.json {
+        let json = serde_json::json!({ "batch": a.batch, "env": env, "results": rows });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_attention_table(rows: &[AttentionTiming], env: &serde_json::Value) {
+    println!("env: {env}");
+    println!();
+    println!("| T | kind | step ms | speed-up vs MHA step | KV cache MiB | memory vs MHA | parallel ms | PyTorch step ms | ours / PyTorch step | PyTorch parallel ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
+    for r in rows {
+        let mha = rows
+            .iter()
+            .find(|m| m.kind == "mha" && m.length == r.length);
+        let speedup = mha.map(|m| m.step_ms / r.step_ms);
+        let mem = mha.map(|m| m.cache_bytes as f64 / r.cache_bytes as f64);
+        let vs_torch = r.torch_step_ms.map(|t| r.step_ms / t);
+        println!(
+            "| {} | {} | {:.3} | {} | {:.2} | {} | {} | {} | {} | {} |",
+            r.length,
+            r.kind,
+            r.step_ms,
+            opt(speedup, 2),
+            r.cache_bytes as f64 / 1048576.0,
+            opt(mem, 2),
+            opt(r.parallel_ms, 1),
+            opt(r.torch_step_ms, 3),
+            opt(vs_torch, 2),
+            opt(r.torch_parallel_ms, 1)
+        );
+    }
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FbankBenchArgs {
+    /// Directory of 16 kHz WAV files.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Repetitions; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    #[command(flatten)]
+    pub reference: ReferenceArgs,
+}
+
+fn bench_fbank(a: FbankBenchArgs) -> anyhow::Result<()> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&a.dir)
+        .with_context(|| format!("reading {}", a.dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    files.sort();
+    let opts = fbank::WavOptions::default();
+    let audio: Vec<fbank::Audio> = files
+        .iter()
+        .filter_map(|f| {
+            fbank::read_wav(f, &opts)
+                .map_err(|e| eprintln!("skipped: {e}"))
+                .ok()
+        })
+        .collect();
+    let kept: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| fbank::read_wav(f, &opts).is_ok())
+        .collect();
+    if audio.is_empty() {
+        bail!("{}: no readable 16 kHz WAV files", a.dir.display());
+    }
+    let seconds: f64 = audio.iter().map(|x| x.duration_s()).sum();
+    let extractor = fbank::Fbank::new(fbank::FbankOptions::default())?;
+    let best = |f: &dyn Fn()| {
+        (0..a.reps)
+            .map(|_| {
+                let t0 = Instant::now();
+                f();
+                t0.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let single = best(&|| {
+        for x in &audio {
+            std::hint::black_box(extractor.compute(&x.samples));
+        }
+    });
+    let parallel = best(&|| {
+        kept.par_iter().for_each(|f| {
+            let x = fbank::read_wav(f, &opts).expect("read before");
+            std::hint::black_box(extractor.compute(&x.samples));
+        })
+    });
+    println!(
+        "{} files, {seconds:.1} s of audio, {} threads",
+        audio.len(),
+        rayon::current_num_threads()
+    );
+    println!("| extractor | setting | audio s / wall s |");
+    println!("|---|---|---|");
+    println!(
+        "| ours (fbank crate) | 1 thread, compute only | {:.0} |",
+        seconds / single
+    );
+    println!(
+        "| ours (fbank crate) | all cores, read + compute | {:.0} |",
+        seconds / parallel
+    );
+    if let Some(python) = &a.reference.python {
+        let out = Command::new(python)
+            .args([
+                "-c",
+                include_str!("../scripts/knf_speed.py"),
+                &a.reps.to_string(),
+            ])
+            .args(&kept)
+            .output()
+            .with_context(|| format!("running {}", python.display()))?;
+        if !out.status.success() {
+            bail!(
+                "kaldi-native-fbank timing failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let knf: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let knf_speed =
+            knf["audio_s"].as_f64().unwrap_or(0.0) / knf["compute_s"].as_f64().unwrap_or(f64::NAN);
+        println!("| kaldi-native-fbank (C++) | 1 thread, compute only | {knf_speed:.0} |");
+        println!();
+        println!(
+            "ours / kaldi-native-fbank, single thread: {:.2}x",
+            seconds / single / knf_speed
+        );
+    }
+    Ok(())
+}
