@@ -49,6 +49,20 @@ impl<B: Backend> Attention<B> {
         }
     }
 
+    /// A fresh cache holding `keys_values` `[batch, T, d]` (at RoPE `positions` `[batch, T]`),
+    /// computing no output: the decoder's way to put its speech prefix into every layer.
+    pub fn cache_prefix(
+        &self,
+        keys_values: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        padding: Option<&KeyPadding>,
+    ) -> Result<Cache<B>> {
+        match self {
+            Self::Mha(m) => m.cache_prefix(keys_values, positions, padding),
+            Self::Latent(m) => m.cache_prefix(keys_values, positions, padding),
+        }
+    }
+
     /// One new token per row, `x` `[batch, 1, d]` at RoPE `positions` `[batch, 1]`; grows or
     /// merges the cache in place. Returns `[batch, 1, d]`.
     pub fn step(

@@ -57,6 +57,12 @@ impl KeyPadding {
         self.padded[b * self.len + j]
     }
 
+    /// Additive bias `[batch, len]` hiding the padded keys (0 / -1e9); `None` when no key is
+    /// padding.
+    pub fn key_bias(&self) -> Option<Vec<f32>> {
+        ChunkLayout::new(1, self.len, Some(self)).slot_bias()
+    }
+
     /// True when no key is padding (the masks then need no per-row part).
     pub fn is_none_padded(&self) -> bool {
         !self.padded.iter().any(|&p| p)

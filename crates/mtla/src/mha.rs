@@ -150,18 +150,27 @@ impl<B: Backend> MultiHeadAttention<B> {
         positions: Tensor<B, 2>,
         padding: Option<&KeyPadding>,
     ) -> Result<(Tensor<B, 3>, Cache<B>)> {
-        let t = keys_values.dims()[1];
         let (out, kv) = self.run(queries, keys_values, positions, padding)?;
-        let device = out.device();
-        let slot_bias = ChunkLayout::new(1, t, padding)
-            .slot_bias()
-            .map(|b| GrowingBuffer::new(bias_tensor(b.len() / t, 1, t, b, &device), 3));
-        let cache = KvCache {
-            keys: GrowingBuffer::new(kv.keys, 2),
-            values: GrowingBuffer::new(kv.values, 2),
-            slot_bias,
-        };
-        Ok((out, Cache::Kv(cache)))
+        Ok((out, cache_from(kv, padding)))
+    }
+
+    /// The cache after the key/value tokens alone, without computing any output.
+    pub fn cache_prefix(
+        &self,
+        keys_values: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        padding: Option<&KeyPadding>,
+    ) -> Result<Cache<B>> {
+        let t = keys_values.dims()[1];
+        check_inputs(
+            &keys_values.clone().slice(s![.., t - 1..t, ..]),
+            &keys_values,
+            &positions,
+            padding,
+            self.d_model(),
+        )?;
+        let (cos, sin) = rope_angles(positions, self.head_dim, self.rope_theta);
+        Ok(cache_from(self.keys_values(keys_values, cos, sin), padding))
     }
 
     /// One new token per row, `x` `[batch, 1, d]` at RoPE `positions` `[batch, 1]`; appends
@@ -192,6 +201,20 @@ impl<B: Backend> MultiHeadAttention<B> {
         };
         Ok(self.attend(q, &kv, cache.slot_bias.as_ref().map(|b| b.view())))
     }
+}
+
+/// A cache holding `kv`, with padded keys hidden.
+fn cache_from<B: Backend>(kv: KeysValues<B>, padding: Option<&KeyPadding>) -> Cache<B> {
+    let [b, _, t, _] = kv.keys.dims();
+    let device = kv.keys.device();
+    let slot_bias = padding
+        .and_then(KeyPadding::key_bias)
+        .map(|bias| GrowingBuffer::new(bias_tensor(b, 1, t, bias, &device), 3));
+    Cache::Kv(KvCache {
+        keys: GrowingBuffer::new(kv.keys, 2),
+        values: GrowingBuffer::new(kv.values, 2),
+        slot_bias,
+    })
 }
 
 /// The last `s` time steps of RoPE angles `[batch, 1, T, d/2]`.

@@ -268,9 +268,41 @@ impl<B: Backend> Mtla<B> {
         positions: Tensor<B, 2>,
         padding: Option<&KeyPadding>,
     ) -> Result<(Tensor<B, 3>, Cache<B>)> {
-        let [b, t, _] = keys_values.dims();
+        let t = keys_values.dims()[1];
         let (out, latents) = self.run(queries, keys_values, positions, padding)?;
-        let device = out.device();
+        Ok((
+            out,
+            self.cache_from(latents, &ChunkLayout::new(self.down_rate, t, padding)),
+        ))
+    }
+
+    /// The cache after the key/value tokens alone, without computing any output: how a
+    /// decoder puts its speech prefix into every layer before the first target token.
+    pub fn cache_prefix(
+        &self,
+        keys_values: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        padding: Option<&KeyPadding>,
+    ) -> Result<Cache<B>> {
+        let t = keys_values.dims()[1];
+        check_inputs(
+            &keys_values.clone().slice(s![.., t - 1..t, ..]),
+            &keys_values,
+            &positions,
+            padding,
+            self.d_model,
+        )?;
+        let (cos, sin) = rope_angles(positions, self.qk_rope_head_dim, self.rope_theta);
+        let layout = ChunkLayout::new(self.down_rate, t, padding);
+        let latents = self.latents(keys_values, cos, sin, &layout);
+        Ok(self.cache_from(latents, &layout))
+    }
+
+    /// Keeps one slot per chunk of the training-form states: the chunk-end rows, plus the
+    /// last row when the last chunk is still open.
+    fn cache_from(&self, latents: Latents<B>, layout: &ChunkLayout) -> Cache<B> {
+        let [b, t, _] = latents.states.dims();
+        let device = latents.states.device();
         let s = self.down_rate;
         let ends: Vec<i64> = (0..t.div_ceil(s))
             .map(|c| (((c + 1) * s).min(t) - 1) as i64)
@@ -283,7 +315,6 @@ impl<B: Backend> Mtla<B> {
             ],
             2,
         );
-        let layout = ChunkLayout::new(s, t, padding);
         let last = layout.last_chunk_state();
         let column = |values: Vec<f32>| {
             Tensor::<B, 1>::from_floats(values.as_slice(), &device).reshape([values.len(), 1])
@@ -300,15 +331,14 @@ impl<B: Backend> Mtla<B> {
             let n = bias.len() / b;
             GrowingBuffer::new(bias_tensor(b, 1, n, bias, &device), 3)
         });
-        let cache = LatentCache {
+        Cache::Latent(LatentCache {
             slots: GrowingBuffer::new(slots, 1),
             tokens: t,
             down_rate: s,
             chunk_index,
             last_empty,
             slot_bias,
-        };
-        Ok((out, Cache::Latent(cache)))
+        })
     }
 
     /// One new token per row, `x` `[batch, 1, d]` at RoPE `positions` `[batch, 1]`. With the

@@ -308,3 +308,59 @@ fn reserved_caches_do_not_change_results() {
     assert_eq!(cache.bytes(), cache_a.bytes());
     assert_eq!(relative_diff(Tensor::cat(outs, 1), a), 0.0);
 }
+
+#[test]
+fn cache_prefix_then_steps_equals_the_parallel_form() {
+    // The decoder's path: the prefix goes into the cache without queries, then one step per
+    // target token (the prefix region is a multiple of s, so targets start a new chunk).
+    let mut rng = StdRng::seed_from_u64(31);
+    for (kind, s) in kinds() {
+        let cfg = config(kind, s, &mut rng);
+        let layer = cfg.init::<B>(&Default::default()).unwrap();
+        let (b, prefix, t) = (2, 3 * s, 3 * s + 7);
+        let pad = KeyPadding::new(
+            b,
+            t,
+            (0..b)
+                .flat_map(|r| (0..t).map(move |j| r == 1 && j >= 2 && j < prefix))
+                .collect(),
+        );
+        let pre = KeyPadding::new(
+            b,
+            prefix,
+            (0..b)
+                .flat_map(|r| (0..prefix).map(move |j| r == 1 && j >= 2))
+                .collect(),
+        );
+        let x = random([b, t, cfg.d_model], &mut rng);
+        let pos = positions(b, t, &mut rng);
+        let full = layer
+            .forward(
+                x.clone().slice(s![.., prefix..t, ..]),
+                x.clone(),
+                pos.clone(),
+                Some(&pad),
+            )
+            .unwrap();
+        let mut cache = layer
+            .cache_prefix(
+                x.clone().slice(s![.., 0..prefix, ..]),
+                pos.clone().slice(s![.., 0..prefix]),
+                Some(&pre),
+            )
+            .unwrap();
+        let outs: Vec<_> = (prefix..t)
+            .map(|i| {
+                layer
+                    .step(
+                        x.clone().slice(s![.., i..i + 1, ..]),
+                        pos.clone().slice(s![.., i..i + 1]),
+                        &mut cache,
+                    )
+                    .unwrap()
+            })
+            .collect();
+        let d = relative_diff(Tensor::cat(outs, 1), full);
+        assert!(d <= 1e-5, "{kind} s={s}: {d}");
+    }
+}
