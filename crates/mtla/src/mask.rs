@@ -170,6 +170,29 @@ impl<'a> ChunkLayout<'a> {
         (rows, out)
     }
 
+    /// For each key, the key whose RoPE key its chunk state carries, `[batch, len]`: the newest
+    /// real token of its chunk at or before it (itself if there is none, the state is then
+    /// hidden). A slot keeps its newest *real* token's RoPE key, however much padding follows.
+    /// `None` without padding.
+    pub fn rope_source(&self) -> Option<Vec<i64>> {
+        let p = self.padding?;
+        let mut out = Vec::with_capacity(p.batch() * self.len);
+        for b in 0..p.batch() {
+            let mut newest = 0;
+            for j in 0..self.len {
+                if j % self.down_rate == 0 || self.real(b, j) {
+                    newest = j;
+                }
+                out.push(if self.real(b, newest) {
+                    newest as i64
+                } else {
+                    j as i64
+                });
+            }
+        }
+        Some(out)
+    }
+
     /// 1 for real tokens, 0 for padding, `[batch, len]`; `None` without padding.
     pub fn keep(&self) -> Option<Vec<f32>> {
         let p = self.padding?;
@@ -242,6 +265,8 @@ mod tests {
         let vis: Vec<usize> = (0..8).filter(|&j| bias[j] == 0.0).collect();
         assert_eq!(vis, vec![1, 3, 7]);
         assert_eq!(layout.slot_bias().unwrap(), vec![0.0, 0.0, MASKED, 0.0]);
+        // Chunk {2, 3} keeps token 2's RoPE key at its padded end.
+        assert_eq!(layout.rope_source().unwrap(), vec![0, 1, 2, 2, 4, 5, 6, 7]);
         assert_eq!(layout.last_chunk_state(), vec![(2.0, true)]);
     }
 

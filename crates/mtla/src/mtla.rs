@@ -180,7 +180,14 @@ impl<B: Backend> Mtla<B> {
         sin: Tensor<B, 4>,
         layout: &ChunkLayout,
     ) -> Latents<B> {
-        let (c, rope_keys) = self.compress(x, cos, sin);
+        let (c, mut rope_keys) = self.compress(x, cos, sin);
+        if let Some(source) = layout.rope_source() {
+            let [b, t, d_r] = rope_keys.dims();
+            let index = Tensor::<B, 1, Int>::from_ints(source.as_slice(), &rope_keys.device())
+                .reshape([b, t, 1])
+                .expand([b, t, d_r]);
+            rope_keys = rope_keys.gather(1, index);
+        }
         let Some(hypernet) = &self.hypernet else {
             return Latents {
                 states: c,

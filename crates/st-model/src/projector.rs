@@ -1,0 +1,25 @@
+//! The encoder projector (authors' `EncoderProjectorConcat` with `ds_rate = 1`):
+//! `Linear(d -> d/2) -> ReLU -> Linear(d/2 -> d)`; its output is the decoder's speech prefix.
+
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+#[derive(Module, Debug)]
+pub struct Projector<B: Backend> {
+    pub linear1: Linear<B>,
+    pub linear2: Linear<B>,
+}
+
+impl<B: Backend> Projector<B> {
+    pub fn new(d_model: usize, device: &B::Device) -> Self {
+        Self {
+            linear1: LinearConfig::new(d_model, d_model / 2).init(device),
+            linear2: LinearConfig::new(d_model / 2, d_model).init(device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.linear2.forward(relu(self.linear1.forward(x)))
+    }
+}
