@@ -4,6 +4,7 @@ mod attention_cmd;
 mod backend;
 mod bench_cmd;
 mod fbank_cmd;
+mod model_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,9 @@ enum Command {
     /// Attention-layer tools (exactness check against the authors' PyTorch code).
     #[command(subcommand)]
     Attention(attention_cmd::AttentionCommand),
+    /// Model tools (parameter and KV-cache summary).
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
     /// Speed benchmarks that print ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -36,6 +40,7 @@ fn main() -> std::process::ExitCode {
         Command::Fbank(args) => fbank_cmd::run(args).map(|_| true),
         Command::Attention(cmd) => attention_cmd::run(cmd),
         Command::Bench(cmd) => bench_cmd::run(cmd).map(|_| true),
+        Command::Model(cmd) => model_cmd::run(cmd).map(|_| true),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

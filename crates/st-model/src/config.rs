@@ -117,6 +117,22 @@ impl ModelConfig {
         config.resolved()
     }
 
+    /// Reads the `[model]` table of an experiment config file (or a bare model config).
+    pub fn from_file(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ModelError::Config(format!("{}: {e}", path.display())))?;
+        let table: toml::Table = toml::from_str(&text)
+            .map_err(|e| ModelError::Config(format!("{}: {e}", path.display())))?;
+        let model = match table.get("model") {
+            Some(toml::Value::Table(t)) => t.clone(),
+            _ => table,
+        };
+        let config: Self = model.try_into().map_err(|e: toml::de::Error| {
+            ModelError::Config(format!("{}: [model]: {e}", path.display()))
+        })?;
+        config.resolved()
+    }
+
     /// Fills derived fields (the attention's `d_model`) and validates everything.
     pub fn resolved(mut self) -> Result<Self> {
         self.decoder.attention.d_model = self.d_model;

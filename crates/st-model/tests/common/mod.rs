@@ -1,4 +1,5 @@
 //! Small models and random batches shared by the st-model tests.
+#![allow(dead_code)]
 
 use burn::prelude::*;
 use mtla::{AttentionConfig, AttentionKind};
