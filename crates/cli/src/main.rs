@@ -1,10 +1,14 @@
 //! `mtla-st`: speech translation and recognition with Multi-head Temporal Latent Attention.
 
 mod attention_cmd;
+mod average_cmd;
 mod backend;
 mod bench_cmd;
+mod eval_cmd;
 mod fbank_cmd;
 mod model_cmd;
+mod score_cmd;
+mod train_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +25,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train a model from an experiment config (resumable with --resume).
+    Train(train_cmd::TrainArgs),
+    /// Decode a manifest with beam search and report BLEU/chrF/WER, speed and memory.
+    Eval(eval_cmd::EvalArgs),
+    /// Average a run's best checkpoints.
+    Average(average_cmd::AverageArgs),
+    /// Score hypotheses against references: BLEU, chrF (sacreBLEU), WER (jiwer) as JSON.
+    Score(score_cmd::ScoreArgs),
     /// Extract Kaldi-compatible log-mel filterbank features from a WAV into a .npy file.
     Fbank(fbank_cmd::FbankArgs),
     /// Attention-layer tools (exactness check against the authors' PyTorch code).
@@ -37,6 +49,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(args) => train_cmd::run(args).map(|_| true),
+        Command::Eval(args) => eval_cmd::run(args).map(|_| true),
+        Command::Average(args) => average_cmd::run(args).map(|_| true),
+        Command::Score(args) => score_cmd::run(args).map(|_| true),
         Command::Fbank(args) => fbank_cmd::run(args).map(|_| true),
         Command::Attention(cmd) => attention_cmd::run(cmd),
         Command::Bench(cmd) => bench_cmd::run(cmd).map(|_| true),

@@ -1,0 +1,103 @@
+//! `mtla-st eval --checkpoint FILE --manifest TSV [--beam K] [--max-frames N] [--backend ...]`.
+
+use std::path::PathBuf;
+
+use burn::prelude::Backend;
+use learner::config::{EvalConfig, ExperimentConfig, Task};
+use learner::eval::{evaluate, EvalOptions};
+
+use crate::backend::{run_on, BackendArgs, BackendKind, BackendTask};
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Model weights (.safetensors written by training or `average`).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// fairseq S2T TSV manifest to decode.
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// Tokenizer (default: the run's tokenizer.json next to checkpoints/).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Beam size (1 = greedy).
+    #[arg(long)]
+    pub beam: Option<usize>,
+    /// Decoding batch bound in padded frames.
+    #[arg(long)]
+    pub max_frames: Option<usize>,
+    #[arg(long)]
+    pub lenpen: Option<f64>,
+    #[arg(long)]
+    pub max_len_a: Option<f64>,
+    #[arg(long)]
+    pub max_len_b: Option<usize>,
+    /// Score against transcripts (ASR) instead of translations.
+    #[arg(long)]
+    pub asr: bool,
+    /// Output folder for hyp.txt, ref.txt and report.json (default: next to the checkpoint).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+struct Eval(EvalOptions);
+
+impl BackendTask for Eval {
+    type Output = ();
+    fn run<B: Backend>(self, device: B::Device, kind: BackendKind) -> anyhow::Result<()> {
+        let report = evaluate::<B>(&self.0, &device)?;
+        println!("{}", report.table());
+        println!(
+            "backend: {kind:?}; hypotheses, references and report.json in {}",
+            self.0.out.display()
+        );
+        Ok(())
+    }
+}
+
+/// Runs `mtla-st eval`.
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let run_config =
+        EvalOptions::run_config(&args.checkpoint).unwrap_or_else(ExperimentConfig::default);
+    let eval = EvalConfig {
+        beam: args.beam.unwrap_or(run_config.eval.beam),
+        max_frames: args.max_frames.unwrap_or(run_config.eval.max_frames),
+        lenpen: args.lenpen.unwrap_or(run_config.eval.lenpen),
+        max_len_a: args.max_len_a.unwrap_or(run_config.eval.max_len_a),
+        max_len_b: args.max_len_b.unwrap_or(run_config.eval.max_len_b),
+        ..run_config.eval.clone()
+    };
+    if eval.beam == 0 {
+        anyhow::bail!("--beam must be >= 1");
+    }
+    let task = if args.asr {
+        Task::Transcript
+    } else {
+        run_config.data.task
+    };
+    let out = args.out.unwrap_or_else(|| {
+        let stem = args
+            .manifest
+            .file_stem()
+            .map_or("eval".into(), |s| s.to_string_lossy().to_string());
+        args.checkpoint.with_extension("").with_file_name(format!(
+            "{}-{stem}-beam{}",
+            args.checkpoint
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().to_string()),
+            eval.beam
+        ))
+    });
+    let opts = EvalOptions {
+        checkpoint: args.checkpoint,
+        manifest: args.manifest,
+        tokenizer: args.tokenizer,
+        eval,
+        task,
+        feature_cache: run_config.data.feature_cache,
+        out,
+        progress: true,
+    };
+    run_on(args.backend.backend, args.backend.device, Eval(opts))
+}

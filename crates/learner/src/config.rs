@@ -1,0 +1,358 @@
+//! The experiment TOML: `[model]` (st-model), `[data]`, `[train]`, `[eval]`. Unknown keys are
+//! rejected with the list of valid ones; impossible values are errors naming the field. Every
+//! run writes its resolved config next to its outputs.
+
+use std::path::{Path, PathBuf};
+
+use fbank::SpecAugment;
+use serde::{Deserialize, Serialize};
+use st_model::ModelConfig;
+
+use crate::data::{BatchConfig, TargetSide};
+use crate::decode::BeamConfig;
+use crate::error::{LearnerError, Result};
+
+/// Which text the model learns to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Speech translation: `tgt_text`.
+    Translation,
+    /// Speech recognition: `src_text` (the transcript).
+    Transcript,
+}
+
+impl Task {
+    pub fn side(self) -> TargetSide {
+        match self {
+            Self::Translation => TargetSide::Translation,
+            Self::Transcript => TargetSide::Transcript,
+        }
+    }
+}
+
+/// Where the data is and how it is batched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// fairseq S2T TSV manifests (relative paths are relative to the config file).
+    pub train: PathBuf,
+    pub valid: PathBuf,
+    pub test: Option<PathBuf>,
+    /// On-disk fbank cache shared by runs.
+    pub feature_cache: PathBuf,
+    pub task: Task,
+    /// An existing tokenizer (ours or a SentencePiece `.model`); trained on the training
+    /// targets with `model.vocab_size` pieces when absent.
+    pub tokenizer: Option<PathBuf>,
+    /// Batch bound in padded frames (fairseq `--max-tokens`).
+    pub max_frames: usize,
+    pub max_sentences: Option<usize>,
+    /// Utterances outside [min_frames, max_utt_frames] are left out of training (fairseq 5, 3000).
+    pub min_frames: usize,
+    pub max_utt_frames: usize,
+    /// Resample audio at another sample rate (otherwise such rows are skipped and reported).
+    pub resample: bool,
+    /// SpecAugment on training batches (fairseq LB policy by default); `None` disables it.
+    pub specaugment: Option<SpecAugment>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            train: "data/demo/train.tsv".into(),
+            valid: "data/demo/dev.tsv".into(),
+            test: Some("data/demo/test.tsv".into()),
+            feature_cache: "runs/feature-cache".into(),
+            task: Task::Translation,
+            tokenizer: None,
+            max_frames: 40_000,
+            max_sentences: None,
+            min_frames: 5,
+            max_utt_frames: 3000,
+            resample: false,
+            specaugment: Some(SpecAugment::default()),
+        }
+    }
+}
+
+impl DataConfig {
+    /// Batching of the training set for `seed`.
+    pub fn train_batches(&self, seed: u64) -> BatchConfig {
+        BatchConfig {
+            max_frames: self.max_frames,
+            max_sentences: self.max_sentences,
+            shuffle: true,
+            seed,
+            min_frames: self.min_frames,
+            max_utt_frames: self.max_utt_frames,
+        }
+    }
+
+    /// Batching of dev/test sets: in order, nothing left out for length.
+    pub fn eval_batches(&self, max_frames: usize) -> BatchConfig {
+        BatchConfig {
+            max_frames,
+            max_sentences: self.max_sentences,
+            shuffle: false,
+            seed: 0,
+            min_frames: 1,
+            max_utt_frames: usize::MAX,
+        }
+    }
+}
+
+/// Optimisation (defaults: the paper's ST recipe).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub seed: u64,
+    /// Peak learning rate of the inverse-sqrt schedule.
+    pub lr: f64,
+    pub warmup_updates: usize,
+    pub warmup_init_lr: f64,
+    /// Stop after this many optimizer updates (0 = no limit).
+    pub max_updates: usize,
+    /// Stop after this many epochs (0 = no limit).
+    pub max_epochs: usize,
+    /// Stop after this much wall time (0 = no limit), checkpointing first.
+    pub time_limit_minutes: f64,
+    /// Batches whose gradients are summed into one update (fairseq `--update-freq`).
+    pub update_freq: usize,
+    /// Clip the global gradient norm to this (0 = no clipping).
+    pub clip_norm: f64,
+    pub label_smoothing: f64,
+    pub adam_betas: (f64, f64),
+    pub adam_eps: f64,
+    pub weight_decay: f64,
+    /// Validate and checkpoint every this many updates (0 = at the end of each epoch only).
+    pub validate_every_updates: usize,
+    /// Keep this many best checkpoints by validation accuracy (for averaging).
+    pub keep_best: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            lr: 2e-3,
+            warmup_updates: 10_000,
+            warmup_init_lr: 0.0,
+            max_updates: 100_000,
+            max_epochs: 0,
+            time_limit_minutes: 0.0,
+            update_freq: 8,
+            clip_norm: 10.0,
+            label_smoothing: 0.1,
+            adam_betas: (0.9, 0.999),
+            adam_eps: 1e-8,
+            weight_decay: 0.0,
+            validate_every_updates: 0,
+            keep_best: 10,
+        }
+    }
+}
+
+/// Evaluation: beam search settings and decoding batch size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    pub beam: usize,
+    pub lenpen: f64,
+    pub max_len_a: f64,
+    pub max_len_b: usize,
+    pub min_len: usize,
+    /// Decoding batch bound in padded frames (the paper: 50,000).
+    pub max_frames: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        let b = BeamConfig::default();
+        Self {
+            beam: b.beam,
+            lenpen: b.lenpen,
+            max_len_a: b.max_len_a,
+            max_len_b: b.max_len_b,
+            min_len: b.min_len,
+            max_frames: 50_000,
+        }
+    }
+}
+
+impl EvalConfig {
+    pub fn search(&self) -> BeamConfig {
+        BeamConfig {
+            beam: self.beam,
+            lenpen: self.lenpen,
+            max_len_a: self.max_len_a,
+            max_len_b: self.max_len_b,
+            min_len: self.min_len,
+        }
+    }
+}
+
+/// A whole experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    pub model: ModelConfig,
+    pub data: DataConfig,
+    pub train: TrainConfig,
+    pub eval: EvalConfig,
+}
+
+impl ExperimentConfig {
+    /// Reads and validates `path`; relative data paths become relative to the file's folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, &[])
+    }
+
+    /// As [`load`](Self::load), after applying `key.path=value` overrides (values are TOML;
+    /// bare words are strings), e.g. `model.decoder.attention.kind=mha`.
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self> {
+        let fail = |m: String| LearnerError::Config(format!("{}: {m}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        for o in overrides {
+            apply_override(&mut table, o).map_err(fail)?;
+        }
+        let mut config: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| fail(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.data.rebase(base);
+        config.model = config
+            .model
+            .resolved()
+            .map_err(|e| LearnerError::Config(format!("{}: {e}", path.display())))?;
+        config
+            .validate()
+            .map_err(|e| LearnerError::Config(format!("{}: {e}", path.display())))?;
+        Ok(config)
+    }
+
+    /// Checks values that cannot work, naming the field.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let t = &self.train;
+        if t.update_freq == 0 {
+            return Err("train.update_freq must be >= 1".into());
+        }
+        if !(t.lr > 0.0) || t.warmup_init_lr < 0.0 {
+            return Err(format!(
+                "train.lr must be > 0 and warmup_init_lr >= 0 (got {}, {})",
+                t.lr, t.warmup_init_lr
+            ));
+        }
+        if t.max_updates == 0 && t.max_epochs == 0 && t.time_limit_minutes <= 0.0 {
+            return Err(
+                "set at least one of train.max_updates, train.max_epochs, train.time_limit_minutes"
+                    .into(),
+            );
+        }
+        if !(0.0..1.0).contains(&t.label_smoothing) {
+            return Err(format!(
+                "train.label_smoothing must be in [0, 1), got {}",
+                t.label_smoothing
+            ));
+        }
+        if self.eval.beam == 0 {
+            return Err("eval.beam must be >= 1, got 0".into());
+        }
+        if self.data.max_frames == 0 || self.eval.max_frames == 0 {
+            return Err("data.max_frames and eval.max_frames must be > 0".into());
+        }
+        Ok(())
+    }
+
+    /// The resolved config as TOML (what a run writes next to its outputs).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configs serialise")
+    }
+}
+
+/// Sets `a.b.c=value` in `table`, creating tables on the way.
+fn apply_override(table: &mut toml::Table, assignment: &str) -> std::result::Result<(), String> {
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| format!("override '{assignment}' is not key.path=value"))?;
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let (last, path) = parts
+        .split_last()
+        .ok_or_else(|| format!("override '{assignment}' has an empty key"))?;
+    let mut node = table;
+    for part in path {
+        node = node
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("override '{assignment}': '{part}' is not a table"))?;
+    }
+    node.insert(last.to_string(), value);
+    Ok(())
+}
+
+impl DataConfig {
+    fn rebase(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !p.exists() && base.join(&*p).exists() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.train);
+        fix(&mut self.valid);
+        if let Some(t) = self.test.as_mut() {
+            fix(t);
+        }
+        if let Some(t) = self.tokenizer.as_mut() {
+            fix(t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn overrides_and_errors_name_the_field() {
+        let (_d, path) = write("[train]\nmax_updates = 10\n");
+        let c = ExperimentConfig::load_with(
+            &path,
+            &[
+                "model.decoder.attention.kind=mha".into(),
+                "eval.beam=3".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.model.decoder.attention.kind, mtla::AttentionKind::Mha);
+        assert_eq!(c.eval.beam, 3);
+        let err = ExperimentConfig::load_with(&path, &["eval.beam=0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("eval.beam"), "{err}");
+        let (_d, bad) = write("[train]\nmax_update = 10\n");
+        let err = ExperimentConfig::load(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("max_update") && err.contains("max_updates"),
+            "unknown keys list the valid ones: {err}"
+        );
+        let (_d, bad) =
+            write("[model.decoder.attention]\ndown_rate = 0\n[train]\nmax_updates = 1\n");
+        assert!(ExperimentConfig::load(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("down_rate"));
+    }
+}

@@ -1,0 +1,215 @@
+//! Evaluation: batched beam search over the compressed caches, detokenised hypotheses and
+//! references, BLEU / chrF / WER (sacreBLEU / jiwer exact), and the efficiency figures the
+//! paper reports: decode time, tokens/s, real-time factor, peak KV-cache and memory.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::config::{EvalConfig, ExperimentConfig, Task};
+use crate::data::{Dataset, DatasetOptions, Tokenizer};
+use crate::decode::{beam_search, CachedScorer, SpecialTokens};
+use crate::error::{LearnerError, Result};
+use crate::metrics::{score_lines, QualityReport};
+use crate::train::batch::{to_tensors, Specials};
+
+/// What `mtla-st eval` was asked to do.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub checkpoint: PathBuf,
+    pub manifest: PathBuf,
+    /// Defaults to the run's `tokenizer.json` next to `checkpoints/`.
+    pub tokenizer: Option<PathBuf>,
+    pub eval: EvalConfig,
+    pub task: Task,
+    pub feature_cache: PathBuf,
+    /// Folder for `hyp.txt`, `ref.txt`, `report.json`.
+    pub out: PathBuf,
+    pub progress: bool,
+}
+
+impl EvalOptions {
+    /// Options from the run a checkpoint belongs to (its `config.toml`), if any.
+    pub fn run_config(checkpoint: &Path) -> Option<ExperimentConfig> {
+        let run = checkpoint.parent()?.parent()?;
+        ExperimentConfig::load(&run.join("config.toml")).ok()
+    }
+}
+
+/// Speed and memory of a decoding run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Efficiency {
+    pub sentences: usize,
+    pub beam: usize,
+    pub batches: usize,
+    /// Wall time of encoder + beam search over all batches (fairseq's `gen_timer`).
+    pub decode_s: f64,
+    /// Generated tokens (EOS included) of the returned hypotheses.
+    pub tokens: usize,
+    pub tokens_per_s: f64,
+    pub audio_s: f64,
+    /// decode_s / audio_s.
+    pub real_time_factor: f64,
+    /// Largest decoder KV cache held by any batch (all layers, all beams), bytes.
+    pub peak_kv_cache_bytes: usize,
+    /// Peak resident memory of the process (Linux VmHWM), bytes.
+    pub peak_process_bytes: Option<u64>,
+}
+
+/// Everything `mtla-st eval` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub checkpoint: String,
+    pub manifest: String,
+    pub attention: String,
+    pub down_rate: usize,
+    pub quality: QualityReport,
+    pub efficiency: Efficiency,
+}
+
+/// Peak resident set size of this process, from `/proc/self/status`.
+pub fn peak_process_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Decodes `opts.manifest` with the checkpoint on `device` and scores the result.
+pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<EvalReport> {
+    let model_config = st_model::checkpoint::stored_config(&opts.checkpoint)?;
+    let model = st_model::checkpoint::load::<B>(&model_config, &opts.checkpoint, device)?;
+    let tokenizer_path = opts.tokenizer.clone().unwrap_or_else(|| {
+        opts.checkpoint
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+            .join("tokenizer.json")
+    });
+    let tokenizer = Tokenizer::load(&tokenizer_path)?;
+    if tokenizer.vocab_size() != model_config.vocab_size {
+        return Err(LearnerError::Config(format!(
+            "{} has {} pieces but the checkpoint's model has a vocabulary of {}",
+            tokenizer_path.display(),
+            tokenizer.vocab_size(),
+            model_config.vocab_size
+        )));
+    }
+    let dataset = Dataset::open(
+        &opts.manifest,
+        &opts.feature_cache,
+        &DatasetOptions {
+            progress: opts.progress,
+            ..DatasetOptions::default()
+        },
+    )?;
+    if !dataset.issues().is_empty() {
+        eprintln!("{}", dataset.issues().summary());
+    }
+    let side = opts.task.side();
+    let batching = ExperimentConfig::default()
+        .data
+        .eval_batches(opts.eval.max_frames);
+    let batches = dataset.batches(&batching, 0);
+    let search = opts.eval.search();
+    let special = SpecialTokens {
+        bos: tokenizer.bos_id(),
+        eos: tokenizer.eos_id(),
+        pad: tokenizer.pad_id(),
+    };
+    let (mut hyps, mut refs) = (Vec::new(), Vec::new());
+    let (mut decode_s, mut tokens, mut peak_cache, mut audio_frames) =
+        (0.0, 0usize, 0usize, 0usize);
+    for (i, indices) in batches.iter().enumerate() {
+        let host = dataset.load_batch(indices, &tokenizer, side, None)?;
+        let batch = to_tensors::<B>(&host, Specials::of(&tokenizer), device);
+        B::sync(device)
+            .map_err(|e| LearnerError::Training(format!("device sync failed: {e:?}")))?;
+        let t0 = Instant::now();
+        let encoded = model.encode(batch.features, &batch.frames)?;
+        let longest = host
+            .frames
+            .iter()
+            .map(|&f| (search.max_len_a * f as f64) as usize + search.max_len_b)
+            .max()
+            .unwrap_or(0);
+        let mut scorer = CachedScorer::new(&model, &encoded, longest + 1)?;
+        let (found, stats) = beam_search(&mut scorer, &host.frames, &search, special)?;
+        B::sync(device)
+            .map_err(|e| LearnerError::Training(format!("device sync failed: {e:?}")))?;
+        decode_s += t0.elapsed().as_secs_f64();
+        tokens += stats.tokens;
+        peak_cache = peak_cache.max(stats.peak_cache_bytes);
+        audio_frames += host.frames.iter().sum::<usize>();
+        hyps.extend(found.iter().map(|h| tokenizer.decode(&h.tokens)));
+        refs.extend(host.target_texts.iter().cloned());
+        if opts.progress {
+            eprint!("\rdecoded batch {}/{}", i + 1, batches.len());
+        }
+    }
+    if opts.progress {
+        eprintln!();
+    }
+    std::fs::create_dir_all(&opts.out).map_err(|e| LearnerError::io(&opts.out, e))?;
+    for (name, lines) in [("hyp.txt", &hyps), ("ref.txt", &refs)] {
+        let path = opts.out.join(name);
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        fbank::npy::write_atomic(&path, text.as_bytes()).map_err(|e| LearnerError::io(&path, e))?;
+    }
+    // 10 ms frame shift.
+    let audio_s = audio_frames as f64 * 0.01;
+    let report = EvalReport {
+        checkpoint: opts.checkpoint.display().to_string(),
+        manifest: opts.manifest.display().to_string(),
+        attention: model_config.decoder.attention.kind.to_string(),
+        down_rate: model_config.down_rate(),
+        quality: score_lines(&hyps, &[refs]),
+        efficiency: Efficiency {
+            sentences: hyps.len(),
+            beam: search.beam,
+            batches: batches.len(),
+            decode_s,
+            tokens,
+            tokens_per_s: tokens as f64 / decode_s.max(1e-9),
+            audio_s,
+            real_time_factor: decode_s / audio_s.max(1e-9),
+            peak_kv_cache_bytes: peak_cache,
+            peak_process_bytes: peak_process_bytes(),
+        },
+    };
+    let path = opts.out.join("report.json");
+    let json = serde_json::to_vec_pretty(&report).expect("report serialises");
+    fbank::npy::write_atomic(&path, &json).map_err(|e| LearnerError::io(&path, e))?;
+    Ok(report)
+}
+
+impl EvalReport {
+    /// A readable summary table.
+    pub fn table(&self) -> String {
+        let q = &self.quality;
+        let e = &self.efficiency;
+        let wer = q
+            .wer
+            .as_ref()
+            .map_or("-".to_string(), |w| format!("{:.2}", 100.0 * w.wer));
+        format!(
+            "| metric | value |\n|---|---|\n| model | {} (s = {}) |\n| sentences | {} (beam {}) |\n| BLEU | {:.2} |\n| chrF | {:.2} |\n\
+             | WER (%) | {wer} |\n| decode time (s) | {:.3} |\n| tokens/s | {:.1} |\n| real-time factor | {:.4} |\n\
+             | peak KV cache (MiB) | {:.3} |\n| peak process memory (MiB) | {} |\n\n{}",
+            self.attention,
+            self.down_rate,
+            e.sentences,
+            e.beam,
+            q.bleu.score,
+            q.chrf.score,
+            e.decode_s,
+            e.tokens_per_s,
+            e.real_time_factor,
+            e.peak_kv_cache_bytes as f64 / 1048576.0,
+            e.peak_process_bytes.map_or("n/a".into(), |b| format!("{:.0}", b as f64 / 1048576.0)),
+            q.bleu.signature
+        )
+    }
+}

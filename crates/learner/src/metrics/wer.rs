@@ -1,0 +1,128 @@
+//! Corpus word error rate exactly as `jiwer.process_words` (jiwer 4.0.0) computes it: both
+//! sides go through the same transform, every segment is aligned with rapidfuzz's Levenshtein
+//! opcodes ([`super::levenshtein`]) and the counts are summed over the corpus, so
+//! `wer = (S + D + I) / (H + S + D)`.
+
+use serde::Serialize;
+
+use super::levenshtein::{edit_counts, EditCounts};
+use super::punctuation::is_punctuation;
+use super::python_str;
+use super::MetricsError;
+
+/// A corpus WER with its edit counts (`jiwer.WordOutput`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WerScore {
+    /// `(S + D + I) / (H + S + D)`, a fraction (jiwer's convention, not percent).
+    pub wer: f64,
+    pub substitutions: u64,
+    pub deletions: u64,
+    pub insertions: u64,
+    pub hits: u64,
+    /// Reference words after the transform, `H + S + D`.
+    pub ref_words: u64,
+}
+
+impl WerScore {
+    /// The score of summed counts; `None` when there are no reference words (jiwer then
+    /// reports the insertion count as "wer", which is not a rate).
+    fn from_counts(counts: EditCounts) -> Option<Self> {
+        let ref_words = counts.hits + counts.substitutions + counts.deletions;
+        let errors = counts.substitutions + counts.deletions + counts.insertions;
+        (ref_words > 0).then(|| WerScore {
+            wer: errors as f64 / ref_words as f64,
+            substitutions: counts.substitutions,
+            deletions: counts.deletions,
+            insertions: counts.insertions,
+            hits: counts.hits,
+            ref_words,
+        })
+    }
+}
+
+/// Corpus WER with jiwer's default transform `wer_default` (`RemoveMultipleSpaces`, `Strip`,
+/// `ReduceToListOfListOfWords`): case- and punctuation-sensitive. Like jiwer 4.0.0, a reference
+/// that is empty after the transform is allowed and its hypothesis words count as insertions.
+///
+/// # Errors
+/// [`MetricsError::EmptyReferences`] when every reference is empty after the transform
+/// (no reference words: WER is undefined).
+///
+/// # Panics
+/// If `refs.len() != hyps.len()`.
+pub fn corpus_wer(hyps: &[String], refs: &[String]) -> Result<WerScore, MetricsError> {
+    corpus_score(hyps, refs, "WER", |s| words(s))
+}
+
+/// Corpus WER after `jiwer.ToLowerCase()` and `jiwer.RemovePunctuation()` (every Unicode
+/// `P*` character deleted), then the default transform, on both sides; the oracle's
+/// `wer_lc_nopunct`.
+///
+/// # Errors
+/// [`MetricsError::EmptyReferences`] when every reference is empty after the transform.
+///
+/// # Panics
+/// If `refs.len() != hyps.len()`.
+pub fn corpus_wer_lc_nopunct(hyps: &[String], refs: &[String]) -> Result<WerScore, MetricsError> {
+    corpus_score(hyps, refs, "WER (lowercase, no punctuation)", |s| {
+        let lowered: String = s
+            .to_lowercase()
+            .chars()
+            .filter(|&c| !is_punctuation(c))
+            .collect();
+        words(&lowered)
+    })
+}
+
+/// `jiwer.process_words(refs, hyps, transform, transform)` reduced to its counts.
+fn corpus_score(
+    hyps: &[String],
+    refs: &[String],
+    metric: &'static str,
+    transform: impl Fn(&str) -> Vec<String>,
+) -> Result<WerScore, MetricsError> {
+    assert_eq!(
+        refs.len(),
+        hyps.len(),
+        "{metric}: {} references for {} hypotheses",
+        refs.len(),
+        hyps.len()
+    );
+    let mut counts = EditCounts::default();
+    for (hyp, reference) in hyps.iter().zip(refs) {
+        counts += edit_counts(&transform(reference), &transform(hyp));
+    }
+    WerScore::from_counts(counts).ok_or(MetricsError::EmptyReferences {
+        metric,
+        segments: refs.len(),
+    })
+}
+
+/// `wer_default`: `RemoveMultipleSpaces` (`re.sub(r"\s\s+", " ", s)`), `Strip`, then
+/// `ReduceToListOfListOfWords` (split on the space character only, empty words dropped; a
+/// lone tab or no-break space therefore stays inside a word, as in jiwer).
+fn words(s: &str) -> Vec<String> {
+    let collapsed = remove_multiple_spaces(s);
+    python_str::strip(&collapsed)
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `re.sub(r"\s\s+", " ", s)`: every run of two or more whitespace characters becomes one space.
+fn remove_multiple_spaces(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if python_str::is_space(c) && chars.peek().is_some_and(|&n| python_str::is_space(n)) {
+            while chars.peek().is_some_and(|&n| python_str::is_space(n)) {
+                chars.next();
+            }
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -1,0 +1,11 @@
+//! Training: loss, schedule, global-norm clipping, checkpoints and the loop on burn-train.
+
+pub mod batch;
+pub mod clip;
+pub mod loss;
+pub mod renderer;
+pub mod schedule;
+pub mod setup;
+pub mod state;
+pub mod trainee;
+pub mod trainer;

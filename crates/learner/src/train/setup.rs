@@ -1,0 +1,153 @@
+//! Preparing a run directory: the resolved config, the tokenizer, the datasets, the model
+//! (fresh, from `encoder_init`, or resumed), then training.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::AutodiffBackend;
+use st_model::ModelConfig;
+
+use super::batch::BatchSource;
+use super::state::CheckpointDir;
+use super::trainee::Trainee;
+use super::trainer::{Run, TrainReport};
+use crate::config::ExperimentConfig;
+use crate::data::{Dataset, DatasetOptions, Tokenizer};
+use crate::error::{LearnerError, Result};
+
+/// What `mtla-st train` was asked to do.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub config: ExperimentConfig,
+    /// Run directory (config, tokenizer, checkpoints, logs).
+    pub out: PathBuf,
+    /// Continue from the run directory's last checkpoint.
+    pub resume: bool,
+    /// Progress bars while extracting features.
+    pub progress: bool,
+}
+
+/// The tokenizer of a run: the config's, the run's own, or trained on the training targets.
+pub fn run_tokenizer(config: &ExperimentConfig, run: &Path, train: &Dataset) -> Result<Tokenizer> {
+    let own = run.join("tokenizer.json");
+    if let Some(path) = &config.data.tokenizer {
+        return Ok(Tokenizer::load(path)?);
+    }
+    if own.exists() {
+        return Ok(Tokenizer::load(&own)?);
+    }
+    let texts = train.texts(config.data.task.side())?;
+    let tokenizer = Tokenizer::train(&texts, config.model.vocab_size)?;
+    tokenizer.save(&own)?;
+    Ok(tokenizer)
+}
+
+/// Opens a manifest with the run's feature options.
+pub fn open_dataset(manifest: &Path, config: &ExperimentConfig, progress: bool) -> Result<Dataset> {
+    let opts = DatasetOptions {
+        resample: config.data.resample,
+        progress,
+        ..DatasetOptions::default()
+    };
+    let dataset = Dataset::open(manifest, &config.data.feature_cache, &opts)?;
+    if !dataset.issues().is_empty() {
+        eprintln!("{}", dataset.issues().summary());
+    }
+    if dataset.is_empty() {
+        return Err(LearnerError::Config(format!(
+            "{}: no usable utterance",
+            manifest.display()
+        )));
+    }
+    Ok(dataset)
+}
+
+/// Trains as `opts` says on `device`; returns the report.
+pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: B::Device) -> Result<TrainReport> {
+    let mut config = opts.config.clone();
+    let run = &opts.out;
+    std::fs::create_dir_all(run).map_err(|e| LearnerError::io(run, e))?;
+    let ckpt = CheckpointDir::new(run)?;
+    let resume = match (ckpt.load()?, opts.resume) {
+        (Some(state), true) => Some(state),
+        (None, true) => return Err(LearnerError::Config(format!("--resume: {} has no checkpoint to resume from", run.display()))),
+        (Some(_), false) => {
+            return Err(LearnerError::Config(format!(
+                "{} already holds a run; pass --resume to continue it or choose another --out (nothing was changed)",
+                run.display()
+            )))
+        }
+        (None, false) => None,
+    };
+    let config_path = run.join("config.toml");
+    if resume.is_some() {
+        let stored = ExperimentConfig::load(&config_path)?;
+        if stored.model != config.model {
+            return Err(LearnerError::Config(format!(
+                "--resume: the model in {} differs from the one in the given config",
+                config_path.display()
+            )));
+        }
+    }
+
+    let train_set = open_dataset(&config.data.train, &config, opts.progress)?;
+    let valid_set = open_dataset(&config.data.valid, &config, opts.progress)?;
+    let tokenizer = run_tokenizer(&config, run, &train_set)?;
+    if tokenizer.vocab_size() != config.model.vocab_size {
+        if config.data.tokenizer.is_some() {
+            return Err(LearnerError::Config(format!(
+                "model.vocab_size is {} but the tokenizer has {} pieces",
+                config.model.vocab_size,
+                tokenizer.vocab_size()
+            )));
+        }
+        // A small corpus may not support the requested vocabulary: the model follows the tokenizer.
+        eprintln!(
+            "note: the training text supports {} pieces, not model.vocab_size = {}; using {}",
+            tokenizer.vocab_size(),
+            config.model.vocab_size,
+            tokenizer.vocab_size()
+        );
+        config.model = ModelConfig {
+            vocab_size: tokenizer.vocab_size(),
+            ..config.model
+        };
+    }
+    fbank::npy::write_atomic(&config_path, config.to_toml().as_bytes())
+        .map_err(|e| LearnerError::io(&config_path, e))?;
+
+    B::seed(&device, config.train.seed);
+    let tokenizer = std::sync::Arc::new(tokenizer);
+    let side = config.data.task.side();
+    let train_source = BatchSource {
+        dataset: std::sync::Arc::new(train_set),
+        tokenizer: tokenizer.clone(),
+        side,
+        batching: config.data.train_batches(config.train.seed),
+        augment: config.data.specaugment.clone(),
+    };
+    let valid_source = BatchSource {
+        dataset: std::sync::Arc::new(valid_set),
+        tokenizer: tokenizer.clone(),
+        side,
+        batching: config.data.eval_batches(config.data.max_frames),
+        augment: None,
+    };
+    let model = st_model::checkpoint::init::<B>(&config.model, &device)?;
+    let trainee = Trainee {
+        model,
+        label_smoothing: config.train.label_smoothing,
+        ctc_weight: config.model.ctc_weight,
+        pad: tokenizer.pad_id() as usize,
+        eos: tokenizer.eos_id() as usize,
+    };
+    let (report, _) = Run::<B>::new(
+        config,
+        run.clone(),
+        train_source,
+        valid_source,
+        device,
+        resume,
+    )
+    .launch(trainee)?;
+    Ok(report)
+}

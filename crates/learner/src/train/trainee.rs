@@ -1,0 +1,124 @@
+//! The model as burn-train sees it: a [`SpeechModel`] with its training objective
+//! (label-smoothed cross entropy, plus `ctc_weight` x CTC on the encoder when it has a CTC head).
+
+use burn::nn::loss::CTCLossConfig;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use burn::train::{InferenceStep, SequenceOutput, TrainOutput, TrainStep};
+use st_model::SpeechModel;
+
+use super::batch::TrainBatch;
+use super::loss::{label_smoothed_nll, LossSums};
+use crate::error::Result;
+
+#[derive(Module, Debug)]
+pub struct Trainee<B: Backend> {
+    pub model: SpeechModel<B>,
+    pub label_smoothing: f64,
+    pub ctc_weight: f64,
+    pub pad: usize,
+    pub eos: usize,
+}
+
+/// A batch's objective and what the metrics need.
+pub struct Objective<B: Backend> {
+    /// Summed objective over the batch's target tokens, `[1]` (to be normalised by the caller).
+    pub loss: Tensor<B, 1>,
+    pub sums: LossSums<B>,
+    pub logits: Tensor<B, 3>,
+}
+
+impl<B: Backend> Trainee<B> {
+    /// Teacher-forced objective of `batch` (sums, not means).
+    pub fn objective(&self, batch: &TrainBatch<B>) -> Result<Objective<B>> {
+        let out = self.model.forward(
+            batch.features.clone(),
+            &batch.frames,
+            batch.inputs.clone(),
+            &batch.lengths,
+        )?;
+        let sums = label_smoothed_nll(
+            out.logits.clone(),
+            batch.targets.clone(),
+            self.pad as u32,
+            self.label_smoothing,
+        );
+        let mut loss = sums.loss.clone();
+        if let (Some(ctc_log_probs), true) = (out.ctc_log_probs, self.ctc_weight > 0.0) {
+            loss = loss
+                + self
+                    .ctc(ctc_log_probs, batch, &out.encoder_lengths)
+                    .mul_scalar(self.ctc_weight);
+        }
+        Ok(Objective {
+            loss,
+            sums,
+            logits: out.logits,
+        })
+    }
+
+    /// Summed CTC loss of the target tokens (EOS excluded) against the encoder output; the
+    /// blank is PAD, which never occurs in targets.
+    fn ctc(
+        &self,
+        log_probs: Tensor<B, 3>,
+        batch: &TrainBatch<B>,
+        encoder_lengths: &[usize],
+    ) -> Tensor<B, 1> {
+        let device = log_probs.device();
+        // Targets without EOS; padding positions hold EOS (not blank), beyond each length.
+        let targets = batch.targets.clone().mask_fill(
+            batch.targets.clone().equal_elem(self.pad as i64),
+            self.eos as i64,
+        );
+        let lengths: Vec<i64> = batch.lengths.iter().map(|&n| (n - 1) as i64).collect();
+        let inputs: Vec<i64> = encoder_lengths.iter().map(|&n| n as i64).collect();
+        let ctc = CTCLossConfig::new()
+            .with_blank(self.pad)
+            .with_zero_infinity(true)
+            .init();
+        ctc.forward(
+            log_probs.swap_dims(0, 1),
+            targets,
+            Tensor::from_ints(inputs.as_slice(), &device),
+            Tensor::from_ints(lengths.as_slice(), &device),
+        )
+        .sum()
+    }
+
+    /// burn-train's view of one batch: mean loss per target token, logits, targets.
+    pub fn sequence_output(
+        &self,
+        batch: &TrainBatch<B>,
+    ) -> Result<(Tensor<B, 1>, SequenceOutput<B>)> {
+        let objective = self.objective(batch)?;
+        let mean = objective.loss.div_scalar(batch.ntokens as f64);
+        Ok((
+            mean.clone(),
+            SequenceOutput::new(mean, objective.logits, None, batch.targets.clone()),
+        ))
+    }
+}
+
+impl<B: AutodiffBackend> TrainStep for Trainee<B> {
+    type Input = TrainBatch<B>;
+    type Output = SequenceOutput<B>;
+
+    fn step(&self, batch: TrainBatch<B>) -> TrainOutput<SequenceOutput<B>> {
+        let (loss, output) = self
+            .sequence_output(&batch)
+            .expect("batches come from the same dataset as the model");
+        TrainOutput::new(self, loss.backward(), output)
+    }
+}
+
+impl<B: Backend> InferenceStep for Trainee<B> {
+    type Input = TrainBatch<B>;
+    type Output = SequenceOutput<B>;
+
+    fn step(&self, batch: TrainBatch<B>) -> SequenceOutput<B> {
+        self.sequence_output(&batch)
+            .expect("batches come from the same dataset as the model")
+            .1
+    }
+}

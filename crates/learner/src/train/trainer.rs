@@ -1,0 +1,552 @@
+//! The training loop, run by burn-train (`SupervisedTraining` + `Learner`) as a custom
+//! learning strategy: burn-train provides the dashboard (TUI in a terminal, plain lines
+//! otherwise), the metrics and their machine-readable logs in the run directory; the loop
+//! adds what fairseq recipes need: updates of `update_freq` batches normalised by their
+//! target tokens, global-norm clipping, the inverse-sqrt schedule, checkpoints every N updates
+//! or epoch with the data position (kill -9 safe, `--resume` continues with the same data
+//! order and learning rate), the N best by validation accuracy, and a stop on NaN loss.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
+use burn::train::{
+    EventProcessorTraining, Interrupter, Learner, LearnerEvent, LearningComponentsMarker,
+    SupervisedLearningStrategy, SupervisedTraining, SupervisedTrainingEventProcessor, TrainLoader,
+    TrainingComponents, TrainingItem, TrainingStrategy, ValidLoader,
+};
+use serde::Serialize;
+
+use super::batch::{BatchSource, TrainBatch};
+use super::clip::clip_global_norm;
+use super::schedule::InverseSqrt;
+use super::state::{update_best, CheckpointDir, Kept, RunState};
+use super::trainee::Trainee;
+use crate::config::ExperimentConfig;
+use crate::error::{LearnerError, Result};
+
+type Optim<B> = OptimizerAdaptor<Adam, Trainee<B>, B>;
+type Components<B> = LearningComponentsMarker<B, f64, Trainee<B>, Optim<B>>;
+
+/// What a finished (or stopped) run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub updates: usize,
+    pub epochs_started: u64,
+    pub wall_s: f64,
+    pub last_checkpoint: Option<PathBuf>,
+    pub best: Vec<Kept>,
+    pub stopped_because: String,
+}
+
+/// Batches of one epoch as a burn [`DataLoader`] (what `SupervisedTraining` is built from).
+pub struct EpochLoader<B: Backend> {
+    source: Arc<BatchSource>,
+    epoch: u64,
+    device: B::Device,
+}
+
+struct EpochIter<'a, B: Backend> {
+    loader: &'a EpochLoader<B>,
+    batches: Vec<Vec<usize>>,
+    next: usize,
+}
+
+impl<B: Backend> Iterator for EpochIter<'_, B> {
+    type Item = TrainBatch<B>;
+    fn next(&mut self) -> Option<TrainBatch<B>> {
+        let indices = self.batches.get(self.next)?;
+        self.next += 1;
+        self.loader
+            .source
+            .load(indices, self.loader.epoch, &self.loader.device)
+            .ok()
+    }
+}
+
+impl<B: Backend> DataLoaderIterator<TrainBatch<B>> for EpochIter<'_, B> {
+    fn progress(&self) -> Progress {
+        Progress::new(self.next, self.batches.len())
+    }
+}
+
+impl<B: Backend> DataLoader<B, TrainBatch<B>> for EpochLoader<B> {
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<TrainBatch<B>> + 'a> {
+        Box::new(EpochIter {
+            loader: self,
+            batches: self.source.epoch(self.epoch),
+            next: 0,
+        })
+    }
+
+    fn num_items(&self) -> usize {
+        self.source.dataset.len()
+    }
+
+    fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, TrainBatch<B>>> {
+        Arc::new(Self {
+            source: self.source.clone(),
+            epoch: self.epoch,
+            device: device.clone(),
+        })
+    }
+
+    fn slice(&self, _start: usize, _end: usize) -> Arc<dyn DataLoader<B, TrainBatch<B>>> {
+        self.to_device(&self.device)
+    }
+}
+
+/// The run: config, directory, data and what the loop needs across calls.
+pub struct Run<B: AutodiffBackend> {
+    pub config: ExperimentConfig,
+    pub dir: PathBuf,
+    pub train: Arc<BatchSource>,
+    pub valid: Arc<BatchSource>,
+    pub device: B::Device,
+    pub resume: Option<RunState>,
+    outcome: Mutex<Option<Result<TrainReport>>>,
+}
+
+impl<B: AutodiffBackend> Run<B> {
+    pub fn new(
+        config: ExperimentConfig,
+        dir: PathBuf,
+        train: BatchSource,
+        valid: BatchSource,
+        device: B::Device,
+        resume: Option<RunState>,
+    ) -> Self {
+        Self {
+            config,
+            dir,
+            train: Arc::new(train),
+            valid: Arc::new(valid),
+            device,
+            resume,
+            outcome: Mutex::new(None),
+        }
+    }
+
+    fn optimizer(&self) -> Optim<B> {
+        let t = &self.config.train;
+        let mut adam = AdamConfig::new()
+            .with_beta_1(t.adam_betas.0 as f32)
+            .with_beta_2(t.adam_betas.1 as f32)
+            .with_epsilon(t.adam_eps as f32);
+        if t.weight_decay > 0.0 {
+            adam = adam.with_weight_decay(Some(WeightDecayConfig::new(t.weight_decay as f32)));
+        }
+        adam.init()
+    }
+
+    /// Trains `model`; returns the report and the trained model (the last state reached).
+    pub fn launch(self, model: Trainee<B>) -> Result<(TrainReport, Trainee<B::InnerBackend>)> {
+        let train_loader: TrainLoader<Components<B>> = Arc::new(EpochLoader::<B> {
+            source: self.train.clone(),
+            epoch: 1,
+            device: self.device.clone(),
+        });
+        let valid_loader: ValidLoader<Components<B>> = Arc::new(EpochLoader::<B::InnerBackend> {
+            source: self.valid.clone(),
+            epoch: 0,
+            device: self.device.clone(),
+        });
+        let pad = self.train.tokenizer.pad_id() as usize;
+        let dir = self.dir.clone();
+        let optimizer = self.optimizer();
+        let run = Arc::new(self);
+        let training = SupervisedTraining::new(&dir, train_loader, valid_loader)
+            .metric_train_numeric(LossMetric::new())
+            .metric_valid_numeric(LossMetric::new())
+            .metric_train_numeric(AccuracyMetric::new().with_pad_token(pad))
+            .metric_valid_numeric(AccuracyMetric::new().with_pad_token(pad))
+            .metric_train_numeric(LearningRateMetric::new())
+            .with_application_logger(None)
+            .with_training_strategy(TrainingStrategy::Custom(run.clone()));
+        // burn-train's TUI in a terminal, plain lines otherwise (logs, CI).
+        let training = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            training
+        } else {
+            training.renderer(super::renderer::PlainRenderer::new(
+                std::time::Duration::from_secs(10),
+            ))
+        };
+        let result = training.launch(Learner::new(model, optimizer, run.config.train.lr));
+        let outcome = run.outcome.lock().expect("not poisoned").take();
+        let report = outcome.unwrap_or_else(|| {
+            Err(LearnerError::Training(
+                "training ended without a report".into(),
+            ))
+        })?;
+        Ok((report, result.model))
+    }
+
+    fn schedule(&self) -> InverseSqrt {
+        let t = &self.config.train;
+        InverseSqrt {
+            lr: t.lr,
+            warmup_updates: t.warmup_updates,
+            warmup_init_lr: t.warmup_init_lr,
+        }
+    }
+
+    /// Validation loss per target token (bits) and token accuracy, reported to burn-train too.
+    fn validate(
+        &self,
+        model: &Trainee<B::InnerBackend>,
+        epoch: u64,
+        processor: &mut SupervisedTrainingEventProcessor<Components<B>>,
+    ) -> Result<(f64, f64)> {
+        let batches = self.valid.epoch(0);
+        let (mut loss, mut correct, mut tokens) = (0.0f64, 0.0f64, 0usize);
+        for (i, indices) in batches.iter().enumerate() {
+            let batch = self
+                .valid
+                .load::<B::InnerBackend>(indices, 0, &self.device)?;
+            let objective = model.objective(&batch)?;
+            loss += objective.loss.clone().into_scalar().elem::<f64>();
+            correct += objective.sums.correct.clone().into_scalar().elem::<f64>();
+            tokens += batch.ntokens;
+            let mean = objective.loss.div_scalar(batch.ntokens as f64);
+            let item = burn::train::SequenceOutput::new(
+                mean,
+                objective.logits,
+                None,
+                batch.targets.clone(),
+            );
+            processor.process_valid(LearnerEvent::ProcessedItem(TrainingItem::new(
+                item,
+                Progress::new(i + 1, batches.len()),
+                Progress::new(epoch as usize, 0),
+                Some(i + 1),
+                None,
+            )));
+        }
+        processor.process_valid(LearnerEvent::EndEpoch(epoch as usize));
+        let tokens = tokens.max(1) as f64;
+        Ok((loss / tokens / std::f64::consts::LN_2, correct / tokens))
+    }
+
+    /// Saves the weights (safetensors), the model and optimizer records, then commits the state.
+    fn checkpoint(
+        &self,
+        ckpt: &CheckpointDir,
+        model: &Trainee<B>,
+        optim: &Optim<B>,
+        state: &mut RunState,
+        valid: (f64, f64),
+    ) -> Result<()> {
+        let stem = CheckpointDir::stem(state.updates);
+        let file = format!("{stem}.safetensors");
+        let inner = model.valid();
+        st_model::checkpoint::save(&inner.model, &self.config.model, &ckpt.path(&file))?;
+        let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+        for (kind, record) in [
+            ("model", Recorded::Model(model.clone().into_record())),
+            ("optim", Recorded::Optim(optim.to_record())),
+        ] {
+            // The recorder appends ".bin"; write under a partial name, then rename.
+            let partial = ckpt.path(&format!(".{stem}-{kind}-partial"));
+            let done = ckpt.path(&format!("{stem}.{kind}.bin"));
+            match record {
+                Recorded::Model(r) => recorder.record(r, partial.clone()),
+                Recorded::Optim(r) => recorder.record(r, partial.clone()),
+            }
+            .map_err(|e| LearnerError::io(&done, e))?;
+            std::fs::rename(partial.with_extension("bin"), &done)
+                .map_err(|e| LearnerError::io(&done, e))?;
+        }
+        let kept = Kept {
+            update: state.updates,
+            epoch: state.epoch,
+            valid_accuracy: valid.1,
+            valid_loss: valid.0,
+            file,
+        };
+        update_best(
+            &mut state.best,
+            kept.clone(),
+            self.config.train.keep_best.max(1),
+        );
+        state.last = Some(kept);
+        ckpt.commit(state)
+    }
+
+    /// The loop. Returns the model it reached, and the report or the error that stopped it.
+    fn train_loop(
+        &self,
+        mut model: Trainee<B>,
+        mut optim: Optim<B>,
+        processor: &mut SupervisedTrainingEventProcessor<Components<B>>,
+        interrupter: &Interrupter,
+    ) -> (Trainee<B>, Result<TrainReport>) {
+        let t = self.config.train.clone();
+        let ckpt = match CheckpointDir::new(&self.dir) {
+            Ok(c) => c,
+            Err(e) => return (model, Err(e)),
+        };
+        let mut state = self.resume.clone().unwrap_or(RunState {
+            epoch: 1,
+            ..RunState::default()
+        });
+        if let Some(last) = self.resume.as_ref().and_then(|s| s.last.clone()) {
+            let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+            let stem = last.file.trim_end_matches(".safetensors").to_string();
+            match (
+                recorder.load(ckpt.path(&format!("{stem}.model.bin")), &self.device),
+                recorder.load(ckpt.path(&format!("{stem}.optim.bin")), &self.device),
+            ) {
+                (Ok(m), Ok(o)) => {
+                    model = model.load_record(m);
+                    optim = optim.load_record(o);
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    return (
+                        model,
+                        Err(LearnerError::io(
+                            ckpt.path(&stem),
+                            format!("cannot resume: {e}"),
+                        )),
+                    )
+                }
+            }
+        }
+        let mut log = match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("train_log.jsonl"))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                return (
+                    model,
+                    Err(LearnerError::io(self.dir.join("train_log.jsonl"), e)),
+                )
+            }
+        };
+        let schedule = self.schedule();
+        let started = Instant::now();
+        let elapsed0 = state.elapsed_s;
+        let time_up = || {
+            t.time_limit_minutes > 0.0
+                && elapsed0 + started.elapsed().as_secs_f64() >= t.time_limit_minutes * 60.0
+        };
+        let updates_done = |state: &RunState| t.max_updates > 0 && state.updates >= t.max_updates;
+        let batches_per_epoch = self.train.epoch(1).len().max(1);
+        let total_epochs = if t.max_epochs > 0 {
+            t.max_epochs
+        } else {
+            (t.max_updates * t.update_freq)
+                .div_ceil(batches_per_epoch)
+                .max(1)
+        };
+        let stop;
+        'epochs: loop {
+            if t.max_epochs > 0 && state.epoch as usize > t.max_epochs {
+                stop = format!("reached max_epochs = {}", t.max_epochs);
+                break;
+            }
+            let batches = self.train.epoch(state.epoch);
+            let mut accumulator = GradientsAccumulator::<Trainee<B>>::new();
+            let mut group = Vec::new();
+            let mut b = state.next_batch;
+            while b < batches.len() {
+                // One update: up to update_freq batches, normalised by all their target tokens.
+                let end = (b + t.update_freq).min(batches.len());
+                let group_tokens = match self.train.target_tokens(&batches[b..end].concat()) {
+                    Ok(n) => n.max(1) as f64,
+                    Err(e) => return (model, Err(e)),
+                };
+                let (mut loss_sum, mut nll_sum) = (0.0f64, 0.0f64);
+                group.clear();
+                for i in b..end {
+                    let batch = match self.train.load::<B>(&batches[i], state.epoch, &self.device) {
+                        Ok(x) => x,
+                        Err(e) => return (model, Err(e)),
+                    };
+                    let objective = match model.objective(&batch) {
+                        Ok(o) => o,
+                        Err(e) => return (model, Err(e)),
+                    };
+                    let value: f64 = objective.loss.clone().into_scalar().elem();
+                    if !value.is_finite() {
+                        let last = state.last.as_ref().map_or("none".to_string(), |k| {
+                            ckpt.path(&k.file).display().to_string()
+                        });
+                        return (
+                            model,
+                            Err(LearnerError::Training(format!(
+                                "non-finite loss ({value}) at update {} (epoch {}, batch {} of {}); training stopped, \
+                                 the last good checkpoint is {last}",
+                                state.updates + 1,
+                                state.epoch,
+                                i + 1,
+                                batches.len()
+                            ))),
+                        );
+                    }
+                    loss_sum += value;
+                    nll_sum += objective.sums.nll.clone().into_scalar().elem::<f64>();
+                    let grads = objective.loss.clone().div_scalar(group_tokens).backward();
+                    accumulator.accumulate(&model, GradientsParams::from_grads(grads, &model));
+                    let mean = objective.loss.div_scalar(batch.ntokens as f64);
+                    group.push(burn::train::SequenceOutput::new(
+                        mean,
+                        objective.logits,
+                        None,
+                        batch.targets.clone(),
+                    ));
+                }
+                let mut grads = accumulator.grads();
+                let norm = clip_global_norm::<B, _>(&model, &mut grads, t.clip_norm);
+                let lr = schedule.lr(state.updates + 1);
+                model = optim.step(lr, model, grads);
+                state.updates += 1;
+                state.next_batch = end;
+                b = end;
+                let first = end - group.len();
+                for (k, item) in group.drain(..).enumerate() {
+                    processor.process_train(LearnerEvent::ProcessedItem(TrainingItem::new(
+                        item,
+                        Progress::new(first + k + 1, batches.len()),
+                        Progress::new(state.epoch as usize, total_epochs),
+                        Some(state.updates),
+                        Some(lr),
+                    )));
+                }
+                let line = serde_json::json!({
+                    "update": state.updates, "epoch": state.epoch, "loss": loss_sum / group_tokens / std::f64::consts::LN_2,
+                    "nll": nll_sum / group_tokens / std::f64::consts::LN_2, "lr": lr, "gnorm": norm,
+                    "ntokens": group_tokens, "wall_s": elapsed0 + started.elapsed().as_secs_f64(),
+                });
+                let _ = writeln!(log, "{line}");
+                let at_interval =
+                    t.validate_every_updates > 0 && state.updates % t.validate_every_updates == 0;
+                let must_stop = updates_done(&state) || time_up() || interrupter.should_stop();
+                if at_interval || must_stop {
+                    if let Err(e) = self.validate_and_save(
+                        &ckpt,
+                        &model,
+                        &optim,
+                        &mut state,
+                        processor,
+                        &mut log,
+                        elapsed0 + started.elapsed().as_secs_f64(),
+                    ) {
+                        return (model, Err(e));
+                    }
+                }
+                if must_stop {
+                    stop = if updates_done(&state) {
+                        format!("reached max_updates = {}", t.max_updates)
+                    } else if time_up() {
+                        format!("reached time_limit_minutes = {}", t.time_limit_minutes)
+                    } else {
+                        "interrupted".to_string()
+                    };
+                    break 'epochs;
+                }
+            }
+            processor.process_train(LearnerEvent::EndEpoch(state.epoch as usize));
+            state.epoch += 1;
+            state.next_batch = 0;
+            if t.validate_every_updates == 0
+                || !state
+                    .last
+                    .as_ref()
+                    .is_some_and(|k| k.update == state.updates)
+            {
+                if let Err(e) = self.validate_and_save(
+                    &ckpt,
+                    &model,
+                    &optim,
+                    &mut state,
+                    processor,
+                    &mut log,
+                    elapsed0 + started.elapsed().as_secs_f64(),
+                ) {
+                    return (model, Err(e));
+                }
+            } else if let Err(e) = ckpt.commit(&state) {
+                // Already validated at this update: only record the new data position.
+                return (model, Err(e));
+            }
+        }
+        state.finished = true;
+        state.elapsed_s = elapsed0 + started.elapsed().as_secs_f64();
+        if let Err(e) = ckpt.commit(&state) {
+            return (model, Err(e));
+        }
+        let report = TrainReport {
+            updates: state.updates,
+            epochs_started: state.epoch,
+            wall_s: state.elapsed_s,
+            last_checkpoint: state.last.as_ref().map(|k| ckpt.path(&k.file)),
+            best: state.best.clone(),
+            stopped_because: stop,
+        };
+        (model, Ok(report))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn validate_and_save(
+        &self,
+        ckpt: &CheckpointDir,
+        model: &Trainee<B>,
+        optim: &Optim<B>,
+        state: &mut RunState,
+        processor: &mut SupervisedTrainingEventProcessor<Components<B>>,
+        log: &mut std::fs::File,
+        elapsed: f64,
+    ) -> Result<()> {
+        let valid = self.validate(&model.valid(), state.epoch, processor)?;
+        state.elapsed_s = elapsed;
+        self.checkpoint(ckpt, model, optim, state, valid)?;
+        let line = serde_json::json!({
+            "update": state.updates, "epoch": state.epoch, "valid_loss": valid.0,
+            "valid_accuracy": valid.1, "wall_s": elapsed,
+        });
+        writeln!(log, "{line}").map_err(|e| LearnerError::io(self.dir.join("train_log.jsonl"), e))
+    }
+}
+
+enum Recorded<M, O> {
+    Model(M),
+    Optim(O),
+}
+
+impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for Run<B> {
+    fn fit(
+        &self,
+        components: TrainingComponents<Components<B>>,
+        learner: Learner<Components<B>>,
+        _train: TrainLoader<Components<B>>,
+        _valid: ValidLoader<Components<B>>,
+        _starting_epoch: usize,
+    ) -> (Trainee<B>, SupervisedTrainingEventProcessor<Components<B>>) {
+        let mut processor = components.event_processor;
+        let (model, outcome) = self.train_loop(
+            learner.model(),
+            self.optimizer(),
+            &mut processor,
+            &components.interrupter,
+        );
+        *self.outcome.lock().expect("not poisoned") = Some(outcome);
+        (model, processor)
+    }
+}
+
+/// Loss values in the log are in bits per token (fairseq's convention, base-2).
+pub fn log_path(run: &Path) -> PathBuf {
+    run.join("train_log.jsonl")
+}
