@@ -19,6 +19,8 @@ pub enum BenchCommand {
     Attention(AttentionBenchArgs),
     /// Fbank extraction throughput, single thread and all cores, vs kaldi-native-fbank.
     Fbank(FbankBenchArgs),
+    /// Data loader throughput (utterances/s, frames/s) on a manifest.
+    Loader(crate::loader_bench::LoaderBenchArgs),
 }
 
 /// Runs `mtla-st bench ...`.
@@ -26,6 +28,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Attention(args) => bench_attention(args),
         BenchCommand::Fbank(args) => bench_fbank(args),
+        BenchCommand::Loader(args) => crate::loader_bench::run(args),
     }
 }
 
@@ -92,19 +95,7 @@ pub struct AttentionTiming {
 }
 
 fn parse_kind(name: &str) -> anyhow::Result<AttentionConfig> {
-    let (kind, s) = match name {
-        "mha" => (AttentionKind::Mha, 1),
-        "gqa" => (AttentionKind::Gqa, 1),
-        "mqa" => (AttentionKind::Mqa, 1),
-        "mla" => (AttentionKind::Mla, 1),
-        n if n.starts_with("mtla") => (
-            AttentionKind::Mtla,
-            n[4..]
-                .parse()
-                .with_context(|| format!("kind '{n}': mtla<s>, e.g. mtla2"))?,
-        ),
-        n => bail!("unknown kind '{n}' (mha, gqa, mqa, mla, mtla<s>)"),
-    };
+    let (kind, s) = AttentionKind::parse_variant(name)?;
     Ok(AttentionConfig {
         down_rate: s,
         ..AttentionConfig::paper(kind)

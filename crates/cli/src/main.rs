@@ -4,9 +4,13 @@ mod attention_cmd;
 mod average_cmd;
 mod backend;
 mod bench_cmd;
+mod compare_cmd;
+mod corpus_cmd;
 mod eval_cmd;
 mod fbank_cmd;
+mod loader_bench;
 mod model_cmd;
+mod prepare_cmd;
 mod score_cmd;
 mod train_cmd;
 
@@ -25,10 +29,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build manifests (MuST-C release, WAV folder + TSV) and tokenizers, validating every row.
+    #[command(subcommand)]
+    Prepare(prepare_cmd::PrepareCommand),
+    /// Build the offline English-speech -> German-text corpus from Debian packages.
+    #[command(subcommand)]
+    Corpus(corpus_cmd::CorpusCommand),
     /// Train a model from an experiment config (resumable with --resume).
     Train(train_cmd::TrainArgs),
     /// Decode a manifest with beam search and report BLEU/chrF/WER, speed and memory.
     Eval(eval_cmd::EvalArgs),
+    /// Train and evaluate attention variants with identical settings; print the comparison.
+    Compare(compare_cmd::CompareArgs),
     /// Average a run's best checkpoints.
     Average(average_cmd::AverageArgs),
     /// Score hypotheses against references: BLEU, chrF (sacreBLEU), WER (jiwer) as JSON.
@@ -49,8 +61,11 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Prepare(cmd) => prepare_cmd::run(cmd).map(|_| true),
+        Command::Corpus(cmd) => corpus_cmd::run(cmd).map(|_| true),
         Command::Train(args) => train_cmd::run(args).map(|_| true),
         Command::Eval(args) => eval_cmd::run(args).map(|_| true),
+        Command::Compare(args) => compare_cmd::run(args).map(|_| true),
         Command::Average(args) => average_cmd::run(args).map(|_| true),
         Command::Score(args) => score_cmd::run(args).map(|_| true),
         Command::Fbank(args) => fbank_cmd::run(args).map(|_| true),

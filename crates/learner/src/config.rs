@@ -35,7 +35,8 @@ impl Task {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// fairseq S2T TSV manifests (relative paths are relative to the config file).
+    /// fairseq S2T TSV manifests. Every relative path in a config file is relative to the
+    /// file's folder.
     pub train: PathBuf,
     pub valid: PathBuf,
     pub test: Option<PathBuf>,
@@ -129,6 +130,8 @@ pub struct TrainConfig {
     pub validate_every_updates: usize,
     /// Keep this many best checkpoints by validation accuracy (for averaging).
     pub keep_best: usize,
+    /// Start from these weights (a checkpoint of the same architecture): fine-tuning.
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -149,6 +152,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             validate_every_updates: 0,
             keep_best: 10,
+            init_from: None,
         }
     }
 }
@@ -203,7 +207,7 @@ pub struct ExperimentConfig {
 }
 
 impl ExperimentConfig {
-    /// Reads and validates `path`; relative data paths become relative to the file's folder.
+    /// Reads and validates `path`; relative paths in it are relative to the file's folder.
     pub fn load(path: &Path) -> Result<Self> {
         Self::load_with(path, &[])
     }
@@ -222,6 +226,12 @@ impl ExperimentConfig {
             .map_err(|e: toml::de::Error| fail(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.data.rebase(base);
+        if let Some(p) = config.train.init_from.take() {
+            config.train.init_from = Some(if p.is_relative() { base.join(p) } else { p });
+        }
+        if let Some(p) = config.model.encoder_init.take() {
+            config.model.encoder_init = Some(if p.is_relative() { base.join(p) } else { p });
+        }
         config.model = config
             .model
             .resolved()
@@ -297,20 +307,21 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> std::result::Res
 }
 
 impl DataConfig {
+    /// Makes every relative path relative to `base` (the config file's folder), absolute.
     fn rebase(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {
-            if p.is_relative() && !p.exists() && base.join(&*p).exists() {
-                *p = base.join(&*p);
+            if p.is_relative() {
+                let joined = base.join(&*p);
+                *p = std::path::absolute(&joined).unwrap_or(joined);
             }
         };
         fix(&mut self.train);
         fix(&mut self.valid);
-        if let Some(t) = self.test.as_mut() {
-            fix(t);
-        }
-        if let Some(t) = self.tokenizer.as_mut() {
-            fix(t);
-        }
+        fix(&mut self.feature_cache);
+        self.test
+            .iter_mut()
+            .chain(self.tokenizer.iter_mut())
+            .for_each(fix);
     }
 }
 

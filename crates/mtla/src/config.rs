@@ -24,6 +24,37 @@ pub enum AttentionKind {
     Mtla,
 }
 
+impl AttentionKind {
+    /// Parses a variant name: `mha`, `gqa`, `mqa`, `mla`, or `mtla<s>` (e.g. `mtla2`; plain
+    /// `mtla` means s = 2). Returns the kind and the compression rate (1 unless MTLA).
+    pub fn parse_variant(name: &str) -> Result<(Self, usize)> {
+        Ok(match name {
+            "mha" => (Self::Mha, 1),
+            "gqa" => (Self::Gqa, 1),
+            "mqa" => (Self::Mqa, 1),
+            "mla" => (Self::Mla, 1),
+            "mtla" => (Self::Mtla, 2),
+            n if n.starts_with("mtla") => {
+                let s = n[4..]
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&s| s >= 1)
+                    .ok_or_else(|| {
+                        MtlaError::Config(format!(
+                            "variant '{n}': expected mtla<s> with s >= 1, e.g. mtla2"
+                        ))
+                    })?;
+                (Self::Mtla, s)
+            }
+            n => {
+                return Err(MtlaError::Config(format!(
+                    "unknown attention variant '{n}' (mha, gqa, mqa, mla, mtla<s>)"
+                )))
+            }
+        })
+    }
+}
+
 impl std::fmt::Display for AttentionKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = match self {
@@ -222,6 +253,23 @@ mod tests {
         assert_eq!(size(AttentionKind::Mtla, 2), 144.0);
         assert_eq!(size(AttentionKind::Mtla, 3), 96.0);
         assert_eq!(size(AttentionKind::Mtla, 4), 72.0);
+    }
+
+    #[test]
+    fn variants_parse() {
+        assert_eq!(
+            AttentionKind::parse_variant("mtla3").unwrap(),
+            (AttentionKind::Mtla, 3)
+        );
+        assert_eq!(
+            AttentionKind::parse_variant("gqa").unwrap(),
+            (AttentionKind::Gqa, 1)
+        );
+        assert!(AttentionKind::parse_variant("mtla0").is_err());
+        assert!(AttentionKind::parse_variant("flash")
+            .unwrap_err()
+            .to_string()
+            .contains("mha, gqa"));
     }
 
     #[test]

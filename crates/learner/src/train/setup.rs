@@ -132,7 +132,10 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: B::Device) -> Resu
         batching: config.data.eval_batches(config.data.max_frames),
         augment: None,
     };
-    let model = st_model::checkpoint::init::<B>(&config.model, &device)?;
+    let mut model = st_model::checkpoint::init::<B>(&config.model, &device)?;
+    if let Some(path) = &config.train.init_from {
+        st_model::checkpoint::load_into(&mut model, path, None)?;
+    }
     let trainee = Trainee {
         model,
         label_smoothing: config.train.label_smoothing,

@@ -1,0 +1,144 @@
+//! Training a few steps and decoding on WebGPU (a real GPU or a software adapter such as
+//! lavapipe) gives the CPU backend's results. Needs `--features wgpu`; skipped, saying so,
+//! where no adapter exists.
+#![cfg(feature = "wgpu")]
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::wgpu::{Wgpu, WgpuDevice};
+use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
+use learner::config::ExperimentConfig;
+use learner::data::{Dataset, DatasetOptions, TargetSide, Tokenizer};
+use learner::decode::{beam_search, BeamConfig, CachedScorer, SpecialTokens};
+use learner::train::batch::{to_tensors, Specials};
+use learner::train::setup::{train, TrainOptions};
+use st_model::SpeechModel;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn adapter() -> Option<WgpuDevice> {
+    let device = WgpuDevice::DefaultDevice;
+    let probe =
+        std::panic::catch_unwind(|| Tensor::<Wgpu, 1>::ones([4], &device).sum().into_scalar());
+    match probe {
+        Ok(v) if v == 4.0 => Some(device),
+        _ => None,
+    }
+}
+
+fn config(dir: &Path, tokenizer: &Path, init: &Path) -> ExperimentConfig {
+    let mut c = ExperimentConfig::load(&repo().join("configs/small_cpu.toml")).unwrap();
+    c.model.dropout = 0.0;
+    c.model.decoder.attention.dropout = 0.0;
+    c.model.encoder.layers = 1;
+    c.model.decoder.layers = 1;
+    c.data.specaugment = None;
+    c.data.max_sentences = Some(4);
+    c.data.tokenizer = Some(tokenizer.to_path_buf());
+    c.data.feature_cache = dir.join("cache");
+    c.train.max_updates = 3;
+    c.train.warmup_updates = 2;
+    c.train.validate_every_updates = 3;
+    c.train.update_freq = 1;
+    c.train.init_from = Some(init.to_path_buf());
+    c
+}
+
+fn losses(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("train_log.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["loss"].as_f64())
+        .collect()
+}
+
+fn greedy<B: Backend>(
+    checkpoint: &Path,
+    config: &ExperimentConfig,
+    tokenizer: &Tokenizer,
+    device: &B::Device,
+) -> Vec<Vec<u32>> {
+    let model = st_model::checkpoint::load::<B>(&config.model, checkpoint, device).unwrap();
+    let test = Dataset::open(
+        config.data.test.as_ref().unwrap(),
+        &config.data.feature_cache,
+        &DatasetOptions::default(),
+    )
+    .unwrap();
+    let host = test
+        .load_batch(&[0, 1, 2], tokenizer, TargetSide::Translation, None)
+        .unwrap();
+    let batch = to_tensors::<B>(&host, Specials::of(tokenizer), device);
+    let encoded = model.encode(batch.features, &batch.frames).unwrap();
+    let mut scorer = CachedScorer::new(&model, &encoded, 20).unwrap();
+    let special = SpecialTokens {
+        bos: tokenizer.bos_id(),
+        eos: tokenizer.eos_id(),
+        pad: tokenizer.pad_id(),
+    };
+    let search = BeamConfig {
+        beam: 1,
+        max_len_b: 12,
+        ..BeamConfig::default()
+    };
+    let (hyps, _) = beam_search(&mut scorer, &host.frames, &search, special).unwrap();
+    hyps.into_iter().map(|h| h.tokens).collect()
+}
+
+#[test]
+fn training_and_decoding_on_wgpu_match_the_cpu() {
+    let Some(gpu) = adapter() else {
+        eprintln!("skipped: no WebGPU adapter (install mesa-vulkan-drivers for lavapipe)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let base = ExperimentConfig::load(&repo().join("configs/small_cpu.toml")).unwrap();
+    let train_set = Dataset::open(
+        &base.data.train,
+        &dir.path().join("cache"),
+        &DatasetOptions::default(),
+    )
+    .unwrap();
+    let tokenizer =
+        Tokenizer::train(&train_set.texts(TargetSide::Translation).unwrap(), 300).unwrap();
+    let tok_path = dir.path().join("tokenizer.json");
+    tokenizer.save(&tok_path).unwrap();
+
+    // Both backends start from the same weights.
+    let init = dir.path().join("init.safetensors");
+    let mut cfg = config(dir.path(), &tok_path, &init);
+    cfg.model.vocab_size = tokenizer.vocab_size();
+    let model = SpeechModel::<Flex>::new(&cfg.model, &Default::default()).unwrap();
+    st_model::checkpoint::save(&model, &cfg.model, &init).unwrap();
+
+    let run = |name: &str| TrainOptions {
+        config: cfg.clone(),
+        out: dir.path().join(name),
+        resume: false,
+        progress: false,
+    };
+    train::<Autodiff<Flex>>(&run("cpu"), Default::default()).unwrap();
+    train::<Autodiff<Wgpu>>(&run("wgpu"), gpu.clone()).unwrap();
+
+    let (cpu, wgpu) = (
+        losses(&dir.path().join("cpu")),
+        losses(&dir.path().join("wgpu")),
+    );
+    assert_eq!(cpu.len(), 3);
+    for (a, b) in cpu.iter().zip(&wgpu) {
+        assert!(
+            (a - b).abs() / a.abs() < 1e-3,
+            "losses differ: cpu {cpu:?} wgpu {wgpu:?}"
+        );
+    }
+    let last = |name: &str| dir.path().join(name).join("checkpoints/last.safetensors");
+    let a = greedy::<Flex>(&last("cpu"), &cfg, &tokenizer, &Default::default());
+    let b = greedy::<Wgpu>(&last("wgpu"), &cfg, &tokenizer, &gpu);
+    assert_eq!(a, b, "greedy hypotheses differ between CPU and WebGPU");
+}
