@@ -21,6 +21,9 @@ pub enum BenchCommand {
     Fbank(FbankBenchArgs),
     /// Data loader throughput (utterances/s, frames/s) on a manifest.
     Loader(crate::loader_bench::LoaderBenchArgs),
+    /// Per-token decode time and KV-cache bytes of a whole decoder (e.g. the paper's 9 layers)
+    /// as the prefix + target length grows, for several beam sizes.
+    Decode(DecodeBenchArgs),
 }
 
 /// Runs `mtla-st bench ...`.
@@ -29,6 +32,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Attention(args) => bench_attention(args),
         BenchCommand::Fbank(args) => bench_fbank(args),
         BenchCommand::Loader(args) => crate::loader_bench::run(args),
+        BenchCommand::Decode(args) => bench_decode(args),
     }
 }
 
@@ -430,6 +434,154 @@ fn bench_fbank(a: FbankBenchArgs) -> anyhow::Result<()> {
             "ours / kaldi-native-fbank, single thread: {:.2}x",
             seconds / single / knf_speed
         );
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DecodeBenchArgs {
+    /// Model config whose decoder is measured (its attention kind is replaced by each variant).
+    #[arg(long, default_value = "configs/paper_mustc.toml")]
+    pub config: PathBuf,
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "mha,gqa,mqa,mla,mtla2,mtla3,mtla4"
+    )]
+    pub variants: Vec<String>,
+    /// Total (prefix + target) lengths at which a step is timed.
+    #[arg(long, value_delimiter = ',', default_value = "64,256,1024,4096")]
+    pub lengths: Vec<usize>,
+    /// Beam sizes (rows decoded together).
+    #[arg(long, value_delimiter = ',', default_value = "1,5")]
+    pub beams: Vec<usize>,
+    /// Timed steps per point (the cache grows from length - steps to length).
+    #[arg(long, default_value_t = 16)]
+    pub steps: usize,
+    /// Skip points whose KV cache would exceed this many GiB.
+    #[arg(long, default_value_t = 4.0)]
+    pub max_cache_gib: f64,
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// One measured point of `bench decode`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct DecodePoint {
+    pub variant: String,
+    pub length: usize,
+    pub beam: usize,
+    pub step_ms: f64,
+    pub cache_bytes: usize,
+}
+
+struct DecodeBench<'a>(&'a DecodeBenchArgs, st_model::ModelConfig);
+
+impl BackendTask for DecodeBench<'_> {
+    type Output = Vec<DecodePoint>;
+    fn run<B: Backend>(
+        self,
+        device: B::Device,
+        _: BackendKind,
+    ) -> anyhow::Result<Vec<DecodePoint>> {
+        let (a, base) = (self.0, self.1);
+        let mut points = Vec::new();
+        for name in &a.variants {
+            let (kind, s) = AttentionKind::parse_variant(name)?;
+            let mut config = base.clone();
+            config.decoder.attention.kind = kind;
+            config.decoder.attention.down_rate = s;
+            config.decoder.attention.dropout = 0.0;
+            let config = config.resolved()?;
+            let decoder = st_model::decoder::Decoder::<B>::new(&config, &device)?;
+            let per_token = config.decoder.attention.kv_elements_per_token()
+                * config.decoder.layers as f64
+                * 4.0;
+            for &beam in &a.beams {
+                for &length in &a.lengths {
+                    let bytes = per_token * length as f64 * beam as f64;
+                    if bytes > a.max_cache_gib * (1u64 << 30) as f64 {
+                        eprintln!(
+                            "{name} beam {beam} length {length}: skipped ({:.1} GiB of cache)",
+                            bytes / (1u64 << 30) as f64
+                        );
+                        continue;
+                    }
+                    let prefix = length.saturating_sub(a.steps).max(1);
+                    let encoder = Tensor::<B, 3>::random(
+                        [1, prefix, config.d_model],
+                        burn::tensor::Distribution::Normal(0.0, 1.0),
+                        &device,
+                    );
+                    let mut state = decoder.prefill(encoder, &[prefix])?;
+                    state.reorder(Tensor::<B, 1, Int>::zeros([beam], &device));
+                    state.reserve(a.steps + 1);
+                    let tokens = Tensor::<B, 1, Int>::full([beam], 5, &device);
+                    decoder.step(tokens.clone(), &mut state)?;
+                    B::sync(&device)?;
+                    let t0 = Instant::now();
+                    for _ in 1..a.steps {
+                        let _ = decoder.step(tokens.clone(), &mut state)?;
+                    }
+                    B::sync(&device)?;
+                    let step_ms = t0.elapsed().as_secs_f64() * 1e3 / (a.steps - 1).max(1) as f64;
+                    eprintln!("{name:6} beam {beam:2} length {length:5}: {step_ms:8.3} ms/step, cache {:.2} MiB", state.cache_bytes() as f64 / 1048576.0);
+                    points.push(DecodePoint {
+                        variant: name.clone(),
+                        length,
+                        beam,
+                        step_ms,
+                        cache_bytes: state.cache_bytes(),
+                    });
+                }
+            }
+        }
+        Ok(points)
+    }
+}
+
+fn bench_decode(a: DecodeBenchArgs) -> anyhow::Result<()> {
+    if a.threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(a.threads)
+            .build_global()
+            .ok();
+    }
+    let config = st_model::ModelConfig::from_file(&a.config)?;
+    let points = run_on(a.backend.backend, a.backend.device, DecodeBench(&a, config))?;
+    println!("| beam | length | variant | ms / token | speed-up vs MHA | KV cache MiB | memory reduction vs MHA |");
+    println!("|---|---|---|---|---|---|---|");
+    for p in &points {
+        let mha = points
+            .iter()
+            .find(|m| m.variant == "mha" && m.length == p.length && m.beam == p.beam);
+        let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}x"));
+        println!(
+            "| {} | {} | {} | {:.3} | {} | {:.2} | {} |",
+            p.beam,
+            p.length,
+            p.variant,
+            p.step_ms,
+            opt(mha.map(|m| m.step_ms / p.step_ms)),
+            p.cache_bytes as f64 / 1048576.0,
+            opt(mha.map(|m| m.cache_bytes as f64 / p.cache_bytes as f64))
+        );
+    }
+    if let Some(path) = &a.json {
+        let json = serde_json::json!({
+            "backend": a.backend.backend,
+            "threads": rayon::current_num_threads(),
+            "cpu": cpu_name(),
+            "config": a.config,
+            "steps": a.steps,
+            "points": points,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

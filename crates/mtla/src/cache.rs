@@ -146,11 +146,12 @@ pub struct KvCache<B: Backend> {
 }
 
 /// Cache of MLA/MTLA: one slot per chunk of `down_rate` tokens holding `[ĉ ‖ k_R]`
-/// (`[batch, slots, r + d_R]`): the hyper-network-weighted sum of the chunk's latents and the
+/// (`[batch, 1, slots, r + d_R]`: the unit axis lets attention read it as one K/V head without
+/// a copy): the hyper-network-weighted sum of the chunk's latents and the
 /// RoPE key of its newest token (paper Sec. 4.1, 4.3).
 #[derive(Debug, Clone)]
 pub struct LatentCache<B: Backend> {
-    pub slots: GrowingBuffer<B, 3>,
+    pub slots: GrowingBuffer<B, 4>,
     /// Tokens seen so far over the whole prefix + target sequence (the merge counter).
     pub tokens: usize,
     pub down_rate: usize,

@@ -209,21 +209,18 @@ impl<B: Backend> Mtla<B> {
         }
     }
 
+    /// Attention of latent queries over `slots` `[batch, 1, T, r + d_R]` (a view of the cache:
+    /// only slicing and transposition, no copy): the first `r` channels are also the values.
     fn attend(
         &self,
         q: Tensor<B, 4>,
-        slots: Tensor<B, 3>,
+        slots: Tensor<B, 4>,
         bias: Option<Tensor<B, 4>>,
     ) -> Tensor<B, 3> {
-        let [b, t, _] = slots.dims();
-        let values = slots
-            .clone()
-            .slice(s![.., .., 0..self.kv_lora_rank])
-            .reshape([b, 1, t, self.kv_lora_rank]);
-        let keys = slots.reshape([b, 1, t, self.kv_lora_rank + self.qk_rope_head_dim]);
+        let values = slots.clone().slice(s![.., .., .., 0..self.kv_lora_rank]);
         self.output(grouped_attention(
             q,
-            keys,
+            slots,
             values,
             bias,
             self.scale(),
@@ -247,7 +244,8 @@ impl<B: Backend> Mtla<B> {
         let latents = self.latents(keys_values, cos, sin, &layout);
         let (rows, bias) = layout.bias(s);
         let bias = bias_tensor(rows, s, t, bias, &q.device());
-        let slots = Tensor::cat(vec![latents.states.clone(), latents.rope_keys.clone()], 2);
+        let slots = Tensor::cat(vec![latents.states.clone(), latents.rope_keys.clone()], 2)
+            .unsqueeze_dim(1);
         Ok((self.attend(q, slots, Some(bias)), latents))
     }
 
@@ -339,7 +337,7 @@ impl<B: Backend> Mtla<B> {
             GrowingBuffer::new(bias_tensor(b, 1, n, bias, &device), 3)
         });
         Cache::Latent(LatentCache {
-            slots: GrowingBuffer::new(slots, 1),
+            slots: GrowingBuffer::new(slots.unsqueeze_dim(1), 2),
             tokens: t,
             down_rate: s,
             chunk_index,
@@ -376,13 +374,21 @@ impl<B: Backend> Mtla<B> {
             None => c,
         };
         if starts_chunk {
-            cache.slots.push(Tensor::cat(vec![weighted, k_rope], 2));
+            cache
+                .slots
+                .push(Tensor::cat(vec![weighted, k_rope], 2).unsqueeze_dim(1));
             if let Some(bias) = cache.slot_bias.as_mut() {
                 bias.push(Tensor::zeros([bias.batch(), 1, 1, 1], &q.device()));
             }
         } else {
-            let merged = cache.slots.last().slice(s![.., .., 0..self.kv_lora_rank]) + weighted;
-            cache.slots.set_last(Tensor::cat(vec![merged, k_rope], 2));
+            let merged = cache
+                .slots
+                .last()
+                .slice(s![.., .., .., 0..self.kv_lora_rank])
+                + weighted.unsqueeze_dim(1);
+            cache
+                .slots
+                .set_last(Tensor::cat(vec![merged, k_rope.unsqueeze_dim(1)], 3));
             if let Some(bias) = cache.slot_bias.as_mut() {
                 bias.set_last(Tensor::zeros([bias.batch(), 1, 1, 1], &q.device()));
             }

@@ -76,7 +76,8 @@ fn cache_diff<B: Backend>(
         return Err(MtlaError::Cache("expected a latent cache".into()));
     };
     let slots = cache.slots.view();
-    let [b, t, w] = slots.dims();
+    let [b, _, t, w] = slots.dims();
+    let slots = slots.reshape([b, t, w]);
     let kv = file.tensor::<B, 3>(&format!("{prefix}cache.prev_kv_t"), [b, t, r], device)?;
     let pe = file.tensor::<B, 3>(&format!("{prefix}cache.prev_k_pe"), [b, t, w - r], device)?;
     Ok(max_abs_diff(slots.clone().slice(s![.., .., 0..r]), kv)
