@@ -133,12 +133,17 @@ impl BackendTask for AttentionBench<'_> {
                 .flat_map(|_| (0..t).map(|j| j as f32))
                 .collect();
             let pos = Tensor::<B, 1>::from_floats(pos.as_slice(), &device).reshape([a.batch, t]);
-            for name in &a.kinds {
-                let cfg = parse_kind(name)?;
-                let layer = cfg.init::<B>(&device)?;
-                let mut steps = Vec::new();
-                let mut cache_bytes = 0;
-                for _ in 0..a.reps {
+            let layers = a
+                .kinds
+                .iter()
+                .map(|name| Ok((parse_kind(name)?, parse_kind(name)?.init::<B>(&device)?)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            // Kinds are interleaved within each repetition, so drift in the machine's speed
+            // affects them alike.
+            let mut steps = vec![Vec::new(); layers.len()];
+            let mut cache_bytes = vec![0; layers.len()];
+            for _ in 0..a.reps {
+                for (k, (_, layer)) in layers.iter().enumerate() {
                     let (_, mut cache) = layer.prefill(
                         x.clone().slice(s![.., start - 1..start, ..]),
                         x.clone().slice(s![.., 0..start, ..]),
@@ -156,9 +161,12 @@ impl BackendTask for AttentionBench<'_> {
                         )?;
                     }
                     B::sync(&device)?;
-                    steps.push(t0.elapsed().as_secs_f64() * 1e3 / (t - start).max(1) as f64);
-                    cache_bytes = cache.bytes();
+                    steps[k].push(t0.elapsed().as_secs_f64() * 1e3 / (t - start).max(1) as f64);
+                    cache_bytes[k] = cache.bytes();
                 }
+            }
+            for (k, (name, (cfg, layer))) in a.kinds.iter().zip(&layers).enumerate() {
+                let (steps, cache_bytes) = (steps[k].clone(), cache_bytes[k]);
                 let parallel_ms = (t <= a.parallel_max_len)
                     .then(|| -> anyhow::Result<f64> {
                         let mut v = Vec::new();

@@ -26,6 +26,11 @@ pub fn grouped_attention<B: Backend>(
     let kv_heads = k.dims()[1];
     let d_v = v.dims()[3];
     let group = heads / kv_heads;
+    if !B::ad_enabled(&q.device()) || dropout.prob == 0.0 {
+        if let Some(out) = crate::fused::decode_attention(&q, &k, &v, bias.as_ref(), scale as f32) {
+            return out;
+        }
+    }
     let q = q.reshape([batch, kv_heads, group * queries, d_k]);
     let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
     if let Some(bias) = bias {

@@ -112,9 +112,14 @@ impl<B: Backend, const D: usize> GrowingBuffer<B, D> {
 
     fn write(&mut self, at: usize, value: Tensor<B, D>) {
         let ranges = self.ranges(at, at + 1);
-        // Taken out so the tensor is uniquely owned and the write happens in place.
+        // Taken out so the buffer is uniquely owned and can be written in place.
         let data = self.data.take().expect("filled");
-        self.data = Some(data.slice_assign(ranges, value));
+        self.data = Some(
+            match crate::inplace::write_slot(data, self.time_dim, at, value) {
+                Ok(data) => data,
+                Err((data, value)) => data.slice_assign(ranges, value),
+            },
+        );
     }
 
     /// The last filled slot.
@@ -163,6 +168,8 @@ pub struct LatentCache<B: Backend> {
     pub last_empty: Option<Tensor<B, 2>>,
     /// `[batch, 1, 1, slots]` bias hiding all-padding slots; `None` without padding.
     pub slot_bias: Option<GrowingBuffer<B, 4>>,
+    /// The layer's absorbed up-projections, made contiguous once for this decoding session.
+    pub absorbed: Option<crate::mtla::Absorbed<B>>,
 }
 
 impl<B: Backend> LatentCache<B> {

@@ -7,6 +7,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
+use crate::linear::linear;
+
 /// `fc_c` embeds the chunk position, `fc_p` the latent (names as in the authors' code).
 #[derive(Module, Debug)]
 pub struct HyperNetwork<B: Backend> {
@@ -30,23 +32,25 @@ impl<B: Backend> HyperNetwork<B> {
     /// Merge weights `[batch, time, 1]` for latents `c` `[batch, time, r]` whose chunks have
     /// indices `chunk_index` `[rows, time]` (`rows` is 1 or `batch`).
     pub fn weights(&self, c: Tensor<B, 3>, chunk_index: Tensor<B, 2>) -> Tensor<B, 3> {
-        let pos = self
-            .fc_c
-            .forward(sinusoidal(chunk_index, self.kv_lora_rank));
-        let lat = self.fc_p.forward(c);
+        let pos = linear(&self.fc_c, sinusoidal(chunk_index, self.kv_lora_rank));
+        let lat = linear(&self.fc_p, c);
         sigmoid((pos * lat).sum_dim(2))
     }
 }
 
 /// Sinusoidal embedding `[rows, time, dim]` of float positions `[rows, time]`:
-/// `pe[2k] = sin(p * exp(-2k ln(10000) / dim))`, `pe[2k+1] = cos(...)` (interleaved).
+/// `pe[2k] = sin(p * exp(-2k ln(10000) / dim))`, `pe[2k+1] = cos(...)` (interleaved), computed
+/// as `sin(a) * even + cos(a) * odd` over pair-duplicated angles (exact, and no interleaving copy).
 pub fn sinusoidal<B: Backend>(positions: Tensor<B, 2>, dim: usize) -> Tensor<B, 3> {
-    let half = dim / 2;
     let scale = -(10000.0f32).ln() / dim as f32;
-    let div: Vec<f32> = (0..half).map(|k| ((2 * k) as f32 * scale).exp()).collect();
+    let div: Vec<f32> = (0..dim)
+        .map(|c| ((c / 2 * 2) as f32 * scale).exp())
+        .collect();
+    let even: Vec<f32> = (0..dim).map(|c| f32::from(c % 2 == 0)).collect();
+    let odd: Vec<f32> = even.iter().map(|e| 1.0 - e).collect();
     let device = positions.device();
-    let div = Tensor::<B, 1>::from_floats(div.as_slice(), &device).reshape([1, 1, half]);
+    let row = |v: Vec<f32>| Tensor::<B, 1>::from_floats(v.as_slice(), &device).reshape([1, 1, dim]);
     let [rows, t] = positions.dims();
-    let angles = positions.reshape([rows, t, 1]) * div;
-    Tensor::stack::<4>(vec![angles.clone().sin(), angles.cos()], 3).reshape([rows, t, dim])
+    let angles = positions.reshape([rows, t, 1]) * row(div);
+    angles.clone().sin() * row(even) + angles.cos() * row(odd)
 }

@@ -10,8 +10,9 @@ use crate::attend::grouped_attention;
 use crate::cache::{Cache, GrowingBuffer, KvCache};
 use crate::config::AttentionConfig;
 use crate::error::{MtlaError, Result};
+use crate::linear::linear;
 use crate::mask::{bias_tensor, ChunkLayout, KeyPadding};
-use crate::rope::{apply_rope, rope_angles};
+use crate::rope::Rope;
 
 /// MHA / GQA / MQA self-attention.
 #[derive(Module, Debug)]
@@ -61,35 +62,35 @@ impl<B: Backend> MultiHeadAttention<B> {
         self.num_heads * self.head_dim
     }
 
-    /// `[batch, time, width]` -> `[batch, heads, time, head_dim]`.
-    fn split_heads(&self, x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
+    /// `[batch, time, width]` -> `[batch, time, heads, head_dim]` (a view).
+    fn split(&self, x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
         let [b, t, _] = x.dims();
-        x.reshape([b, t, heads, self.head_dim]).swap_dims(1, 2)
+        x.reshape([b, t, heads, self.head_dim])
     }
 
-    fn queries(&self, x: Tensor<B, 3>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -> Tensor<B, 4> {
-        apply_rope(
-            self.split_heads(self.q_proj.forward(x), self.num_heads),
-            cos,
-            sin,
-        )
+    /// Rotated queries `[batch, heads, S, head_dim]`.
+    fn queries(&self, x: Tensor<B, 3>, rope: &Rope<B>) -> Tensor<B, 4> {
+        rope.apply(self.split(linear(&self.q_proj, x), self.num_heads))
+            .swap_dims(1, 2)
     }
 
-    fn keys_values(&self, x: Tensor<B, 3>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -> KeysValues<B> {
+    fn keys_values(&self, x: Tensor<B, 3>, rope: &Rope<B>) -> KeysValues<B> {
         KeysValues {
-            keys: apply_rope(
-                self.split_heads(self.k_proj.forward(x.clone()), self.num_kv_heads),
-                cos,
-                sin,
-            ),
-            values: self.split_heads(self.v_proj.forward(x), self.num_kv_heads),
+            keys: rope
+                .apply(self.split(linear(&self.k_proj, x.clone()), self.num_kv_heads))
+                .swap_dims(1, 2),
+            values: self
+                .split(linear(&self.v_proj, x), self.num_kv_heads)
+                .swap_dims(1, 2),
         }
     }
 
     fn output(&self, heads: Tensor<B, 4>) -> Tensor<B, 3> {
         let [b, _, s, _] = heads.dims();
-        self.out_proj
-            .forward(heads.swap_dims(1, 2).reshape([b, s, self.d_model()]))
+        linear(
+            &self.out_proj,
+            heads.swap_dims(1, 2).reshape([b, s, self.d_model()]),
+        )
     }
 
     fn attend(
@@ -120,9 +121,9 @@ impl<B: Backend> MultiHeadAttention<B> {
     ) -> Result<(Tensor<B, 3>, KeysValues<B>)> {
         let [_, s, _] = check_inputs(&queries, &keys_values, &positions, padding, self.d_model())?;
         let t = keys_values.dims()[1];
-        let (cos, sin) = rope_angles(positions, self.head_dim, self.rope_theta);
-        let q = self.queries(queries, tail(cos.clone(), s), tail(sin.clone(), s));
-        let kv = self.keys_values(keys_values, cos, sin);
+        let rope = Rope::new(positions, self.head_dim, self.rope_theta);
+        let q = self.queries(queries, &rope.tail(s));
+        let kv = self.keys_values(keys_values, &rope);
         let layout = ChunkLayout::new(1, t, padding);
         let (rows, bias) = layout.bias(s);
         let bias = bias_tensor(rows, s, t, bias, &q.device());
@@ -169,8 +170,8 @@ impl<B: Backend> MultiHeadAttention<B> {
             padding,
             self.d_model(),
         )?;
-        let (cos, sin) = rope_angles(positions, self.head_dim, self.rope_theta);
-        Ok(cache_from(self.keys_values(keys_values, cos, sin), padding))
+        let rope = Rope::new(positions, self.head_dim, self.rope_theta);
+        Ok(cache_from(self.keys_values(keys_values, &rope), padding))
     }
 
     /// One new token per row, `x` `[batch, 1, d]` at RoPE `positions` `[batch, 1]`; appends
@@ -187,9 +188,9 @@ impl<B: Backend> MultiHeadAttention<B> {
             ));
         };
         check_step(&x, &positions, cache.keys.batch(), self.d_model())?;
-        let (cos, sin) = rope_angles(positions, self.head_dim, self.rope_theta);
-        let q = self.queries(x.clone(), cos.clone(), sin.clone());
-        let new = self.keys_values(x, cos, sin);
+        let rope = Rope::new(positions, self.head_dim, self.rope_theta);
+        let q = self.queries(x.clone(), &rope);
+        let new = self.keys_values(x, &rope);
         cache.keys.push(new.keys);
         cache.values.push(new.values);
         if let Some(bias) = cache.slot_bias.as_mut() {
@@ -215,12 +216,6 @@ fn cache_from<B: Backend>(kv: KeysValues<B>, padding: Option<&KeyPadding>) -> Ca
         values: GrowingBuffer::new(kv.values, 2),
         slot_bias,
     })
-}
-
-/// The last `s` time steps of RoPE angles `[batch, 1, T, d/2]`.
-pub(crate) fn tail<B: Backend>(angles: Tensor<B, 4>, s: usize) -> Tensor<B, 4> {
-    let t = angles.dims()[2];
-    angles.slice(s![.., .., t - s..t, ..])
 }
 
 /// Validates forward/prefill inputs; returns the query dims.

@@ -20,9 +20,10 @@ use crate::cache::{Cache, GrowingBuffer, LatentCache};
 use crate::config::{AttentionConfig, AttentionKind};
 use crate::error::{MtlaError, Result};
 use crate::hypernet::HyperNetwork;
+use crate::linear::linear;
 use crate::mask::{bias_tensor, ChunkLayout, KeyPadding};
-use crate::mha::{check_inputs, check_step, tail};
-use crate::rope::{apply_rope, rope_angles};
+use crate::mha::{check_inputs, check_step};
+use crate::rope::Rope;
 
 /// MTLA (with `hypernet`) or MLA (without; `down_rate` 1).
 #[derive(Module, Debug)]
@@ -49,6 +50,26 @@ pub struct Mtla<B: Backend> {
     pub down_rate: usize,
     pub rope_theta: f64,
     pub d_model: usize,
+}
+
+/// The absorbed up-projections (paper Eq. 12): `W_UK` on the query side, `W_UV` on the output
+/// side, per head.
+#[derive(Debug, Clone)]
+pub struct Absorbed<B: Backend> {
+    /// `[1, heads, d_nope, r]`.
+    pub w_uk: Tensor<B, 4>,
+    /// `[1, heads, r, d_v]`.
+    pub w_uv: Tensor<B, 4>,
+}
+
+impl<B: Backend> Absorbed<B> {
+    /// Contiguous copies, made once per decoding session so that steps read dense matrices.
+    pub fn materialized(&self) -> Self {
+        Self {
+            w_uk: self.w_uk.clone().reshape(self.w_uk.dims()),
+            w_uv: self.w_uv.clone().reshape(self.w_uv.dims()),
+        }
+    }
 }
 
 /// Latents of a key/value input: the (partially) merged states and the RoPE keys.
@@ -95,55 +116,64 @@ impl<B: Backend> Mtla<B> {
         ((self.qk_nope_head_dim + self.qk_rope_head_dim) as f64).powf(-0.5)
     }
 
-    /// `wkv_b` viewed as `[r, heads, d_nope + d_v]` (burn stores linears as `[in, out]`).
-    fn up_projection(&self) -> Tensor<B, 3> {
+    /// `wkv_b` viewed as `[1, r, heads, d_nope + d_v]` (burn stores linears as `[in, out]`); a
+    /// view, so the absorbed projections below are strided views, never copies.
+    fn up_projection(&self) -> Tensor<B, 4> {
         let per_head = self.qk_nope_head_dim + self.v_head_dim;
         self.wkv_b
             .weight
             .val()
-            .reshape([self.kv_lora_rank, self.num_heads, per_head])
+            .reshape([1, self.kv_lora_rank, self.num_heads, per_head])
+    }
+
+    /// The absorbed up-projections as views of `wkv_b` (no copy; training follows the weights).
+    pub fn absorbed(&self) -> Absorbed<B> {
+        let nope = self.qk_nope_head_dim;
+        let up = self.up_projection();
+        Absorbed {
+            // W_UK[h] = wkv_b rows [h, 0..nope]: [1, heads, nope, r].
+            w_uk: up
+                .clone()
+                .slice(s![.., .., .., 0..nope])
+                .permute([0, 2, 3, 1]),
+            // W_UV[h]^T: [1, heads, r, d_v].
+            w_uv: up
+                .slice(s![.., .., .., nope..nope + self.v_head_dim])
+                .permute([0, 2, 1, 3]),
+        }
     }
 
     /// Queries in the latent space: `[q_nope W_UK ‖ rope(q_R)]`, `[batch, heads, S, r + d_R]`.
     fn latent_queries(
         &self,
         x: Tensor<B, 3>,
-        cos: Tensor<B, 4>,
-        sin: Tensor<B, 4>,
+        rope: &Rope<B>,
+        absorbed: &Absorbed<B>,
     ) -> Tensor<B, 4> {
         let q = match (&self.wq, &self.wq_a, &self.q_norm, &self.wq_b) {
-            (Some(wq), ..) => wq.forward(x),
-            (None, Some(a), Some(norm), Some(b)) => b.forward(norm.forward(a.forward(x))),
+            (Some(wq), ..) => linear(wq, x),
+            (None, Some(a), Some(norm), Some(b)) => linear(b, norm.forward(linear(a, x))),
             _ => unreachable!("a query projection is always present"),
         };
         let [b, s, _] = q.dims();
-        let (nope, rope) = (self.qk_nope_head_dim, self.qk_rope_head_dim);
-        let q = q
-            .reshape([b, s, self.num_heads, nope + rope])
+        let (nope, d_r) = (self.qk_nope_head_dim, self.qk_rope_head_dim);
+        let q = q.reshape([b, s, self.num_heads, nope + d_r]);
+        let q_nope = q.clone().slice(s![.., .., .., 0..nope]).swap_dims(1, 2);
+        let q_rope = rope
+            .apply(q.slice(s![.., .., .., nope..nope + d_r]))
             .swap_dims(1, 2);
-        let q_nope = q.clone().slice(s![.., .., .., 0..nope]);
-        let q_rope = apply_rope(q.slice(s![.., .., .., nope..nope + rope]), cos, sin);
-        // W_UK[h] = wkv_b rows [h, 0..nope] : [heads, nope, r].
-        let w_uk = self
-            .up_projection()
-            .slice(s![.., .., 0..nope])
-            .permute([1, 2, 0])
-            .unsqueeze_dim::<4>(0);
-        Tensor::cat(vec![q_nope.matmul(w_uk), q_rope], 3)
+        Tensor::cat(
+            vec![per_head_matmul(q_nope, absorbed.w_uk.clone()), q_rope],
+            3,
+        )
     }
 
     /// Attention output `[batch, heads, S, r]` in the latent space -> `[batch, S, d]`.
-    fn output(&self, latent: Tensor<B, 4>) -> Tensor<B, 3> {
+    fn output(&self, latent: Tensor<B, 4>, absorbed: &Absorbed<B>) -> Tensor<B, 3> {
         let [b, _, s, _] = latent.dims();
-        let nope = self.qk_nope_head_dim;
-        // W_UV[h]^T : [heads, r, d_v].
-        let w_uv = self
-            .up_projection()
-            .slice(s![.., .., nope..nope + self.v_head_dim])
-            .permute([1, 0, 2])
-            .unsqueeze_dim::<4>(0);
-        let heads = latent.matmul(w_uv);
-        self.wo.forward(
+        let heads = per_head_matmul(latent, absorbed.w_uv.clone());
+        linear(
+            &self.wo,
             heads
                 .swap_dims(1, 2)
                 .reshape([b, s, self.num_heads * self.v_head_dim]),
@@ -151,36 +181,19 @@ impl<B: Backend> Mtla<B> {
     }
 
     /// Latent `c` and rotated RoPE key of every key/value token.
-    fn compress(
-        &self,
-        x: Tensor<B, 3>,
-        cos: Tensor<B, 4>,
-        sin: Tensor<B, 4>,
-    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+    fn compress(&self, x: Tensor<B, 3>, rope: &Rope<B>) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let [b, t, _] = x.dims();
-        let r = self.kv_lora_rank;
-        let kv = self.wkv_a.forward(x);
+        let (r, d_r) = (self.kv_lora_rank, self.qk_rope_head_dim);
+        let kv = linear(&self.wkv_a, x);
         let c = self.kv_norm.forward(kv.clone().slice(s![.., .., 0..r]));
-        let k_rope = kv.slice(s![.., .., r..r + self.qk_rope_head_dim]).reshape([
-            b,
-            1,
-            t,
-            self.qk_rope_head_dim,
-        ]);
-        let k_rope = apply_rope(k_rope, cos, sin).reshape([b, t, self.qk_rope_head_dim]);
-        (c, k_rope)
+        let k_rope = rope.apply(kv.slice(s![.., .., r..r + d_r]).reshape([b, t, 1, d_r]));
+        (c, k_rope.reshape([b, t, d_r]))
     }
 
     /// Training-form states `ĉ'` (paper Sec. 4.2) as a segmented cumulative sum of `w_j c_j`
     /// inside each chunk; padding contributes nothing.
-    fn latents(
-        &self,
-        x: Tensor<B, 3>,
-        cos: Tensor<B, 4>,
-        sin: Tensor<B, 4>,
-        layout: &ChunkLayout,
-    ) -> Latents<B> {
-        let (c, mut rope_keys) = self.compress(x, cos, sin);
+    fn latents(&self, x: Tensor<B, 3>, rope: &Rope<B>, layout: &ChunkLayout) -> Latents<B> {
+        let (c, mut rope_keys) = self.compress(x, rope);
         if let Some(source) = layout.rope_source() {
             let [b, t, d_r] = rope_keys.dims();
             let index = Tensor::<B, 1, Int>::from_ints(source.as_slice(), &rope_keys.device())
@@ -216,16 +229,13 @@ impl<B: Backend> Mtla<B> {
         q: Tensor<B, 4>,
         slots: Tensor<B, 4>,
         bias: Option<Tensor<B, 4>>,
+        absorbed: &Absorbed<B>,
     ) -> Tensor<B, 3> {
         let values = slots.clone().slice(s![.., .., .., 0..self.kv_lora_rank]);
-        self.output(grouped_attention(
-            q,
-            slots,
-            values,
-            bias,
-            self.scale(),
-            &self.dropout,
-        ))
+        self.output(
+            grouped_attention(q, slots, values, bias, self.scale(), &self.dropout),
+            absorbed,
+        )
     }
 
     /// Shared by `forward` and `prefill`: outputs for the last `S` positions and the latents.
@@ -238,15 +248,16 @@ impl<B: Backend> Mtla<B> {
     ) -> Result<(Tensor<B, 3>, Latents<B>)> {
         let [_, s, _] = check_inputs(&queries, &keys_values, &positions, padding, self.d_model)?;
         let t = keys_values.dims()[1];
-        let (cos, sin) = rope_angles(positions, self.qk_rope_head_dim, self.rope_theta);
-        let q = self.latent_queries(queries, tail(cos.clone(), s), tail(sin.clone(), s));
+        let rope = Rope::new(positions, self.qk_rope_head_dim, self.rope_theta);
+        let absorbed = self.absorbed();
+        let q = self.latent_queries(queries, &rope.tail(s), &absorbed);
         let layout = ChunkLayout::new(self.down_rate, t, padding);
-        let latents = self.latents(keys_values, cos, sin, &layout);
+        let latents = self.latents(keys_values, &rope, &layout);
         let (rows, bias) = layout.bias(s);
         let bias = bias_tensor(rows, s, t, bias, &q.device());
         let slots = Tensor::cat(vec![latents.states.clone(), latents.rope_keys.clone()], 2)
             .unsqueeze_dim(1);
-        Ok((self.attend(q, slots, Some(bias)), latents))
+        Ok((self.attend(q, slots, Some(bias), &absorbed), latents))
     }
 
     /// Training / teacher forcing: `queries` `[batch, S, d]` are the last `S` positions of
@@ -297,9 +308,9 @@ impl<B: Backend> Mtla<B> {
             padding,
             self.d_model,
         )?;
-        let (cos, sin) = rope_angles(positions, self.qk_rope_head_dim, self.rope_theta);
+        let rope = Rope::new(positions, self.qk_rope_head_dim, self.rope_theta);
         let layout = ChunkLayout::new(self.down_rate, t, padding);
-        let latents = self.latents(keys_values, cos, sin, &layout);
+        let latents = self.latents(keys_values, &rope, &layout);
         Ok(self.cache_from(latents, &layout))
     }
 
@@ -343,6 +354,7 @@ impl<B: Backend> Mtla<B> {
             chunk_index,
             last_empty,
             slot_bias,
+            absorbed: Some(self.absorbed().materialized()),
         })
     }
 
@@ -362,9 +374,13 @@ impl<B: Backend> Mtla<B> {
             ));
         };
         check_step(&x, &positions, cache.slots.batch(), self.d_model)?;
-        let (cos, sin) = rope_angles(positions, self.qk_rope_head_dim, self.rope_theta);
-        let q = self.latent_queries(x.clone(), cos.clone(), sin.clone());
-        let (c, k_rope) = self.compress(x, cos, sin);
+        let rope = Rope::new(positions, self.qk_rope_head_dim, self.rope_theta);
+        let absorbed = cache
+            .absorbed
+            .get_or_insert_with(|| self.absorbed().materialized())
+            .clone();
+        let q = self.latent_queries(x.clone(), &rope, &absorbed);
+        let (c, k_rope) = self.compress(x, &rope);
         let starts_chunk = cache.next_starts_chunk();
         let weighted = match &self.hypernet {
             Some(hypernet) => {
@@ -398,6 +414,7 @@ impl<B: Backend> Mtla<B> {
             q,
             cache.slots.view(),
             cache.slot_bias.as_ref().map(|b| b.view()),
+            &absorbed,
         ))
     }
 }
@@ -418,6 +435,18 @@ fn next_chunk_index<B: Backend>(cache: &mut LatentCache<B>, starts_chunk: bool) 
         *empty = empty.zeros_like();
     }
     cache.chunk_index.clone()
+}
+
+/// `x[b, h] @ w[0, h]` for every head: `x` `[batch, heads, S, k]`, `w` `[1, heads, k, n]`. With one
+/// query per row (decoding) the batch rows of a head are stacked into one matrix (a transposed
+/// view, no copy), so each head is one product with `batch` rows instead of `batch` products
+/// with one row.
+fn per_head_matmul<B: Backend>(x: Tensor<B, 4>, w: Tensor<B, 4>) -> Tensor<B, 4> {
+    if x.dims()[2] == 1 {
+        x.swap_dims(0, 2).matmul(w).swap_dims(0, 2)
+    } else {
+        x.matmul(w)
+    }
 }
 
 /// `out[i] = Σ_{j in chunk(i), j <= i} x[j]` along time, chunks of `s` starting at 0.

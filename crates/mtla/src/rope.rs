@@ -1,47 +1,80 @@
 //! Rotary position embedding on *adjacent* channel pairs (GPT-J / "interleaved" style, as the
 //! authors' `torch.view_as_complex` code): `(x_{2k}, x_{2k+1})` is rotated by
 //! `pos * theta^(-2k/dim)`, with float positions so rows may carry their own offsets.
+//!
+//! Computed as `x * cos + swap(x) * sin`, where `swap` exchanges the two channels of each pair
+//! (a product with a permutation matrix, which is exact) and `sin` carries the sign of the
+//! rotation (`-sin` on even channels): `(a cos - b sin, b cos + a sin)` exactly as the complex
+//! product, with only same-shape element-wise operations.
 
 use burn::prelude::*;
 
-/// `cos` and `sin` of the rotation angles, each `[batch, 1, time, dim/2]` (ready to broadcast
-/// over heads), for float `positions` `[batch, time]`.
-pub fn rope_angles<B: Backend>(
-    positions: Tensor<B, 2>,
-    dim: usize,
-    theta: f64,
-) -> (Tensor<B, 4>, Tensor<B, 4>) {
-    let half = dim / 2;
-    // As the reference: freqs = 1 / theta^(arange(0, dim, 2) / dim), in f32.
-    let freqs: Vec<f32> = (0..half)
-        .map(|k| 1.0 / (theta as f32).powf((2 * k) as f32 / dim as f32))
-        .collect();
-    let device = positions.device();
-    let freqs = Tensor::<B, 1>::from_floats(freqs.as_slice(), &device).reshape([1, 1, 1, half]);
-    let [b, t] = positions.dims();
-    let angles = positions.reshape([b, 1, t, 1]) * freqs;
-    (angles.clone().cos(), angles.sin())
-}
-
-/// Rotates the last dimension of `x` `[batch, heads, time, dim]` by the angles of
-/// [`rope_angles`]: `(a, b) -> (a cos - b sin, a sin + b cos)` per adjacent pair.
-pub fn apply_rope<B: Backend>(
-    x: Tensor<B, 4>,
+/// Rotation tables for some positions: `cos`, `sin` `[batch, time, 1, dim]` (per channel,
+/// pair-duplicated, `sin` signed) and the pair-swap permutation `[dim, dim]`.
+#[derive(Debug, Clone)]
+pub struct Rope<B: Backend> {
     cos: Tensor<B, 4>,
     sin: Tensor<B, 4>,
-) -> Tensor<B, 4> {
-    let [b, h, t, d] = x.dims();
-    let pairs = x.reshape([b, h, t, d / 2, 2]);
-    let even = pairs
-        .clone()
-        .slice(s![.., .., .., .., 0..1])
-        .reshape([b, h, t, d / 2]);
-    let odd = pairs
-        .slice(s![.., .., .., .., 1..2])
-        .reshape([b, h, t, d / 2]);
-    let re = even.clone() * cos.clone() - odd.clone() * sin.clone();
-    let im = even * sin + odd * cos;
-    Tensor::stack::<5>(vec![re, im], 4).reshape([b, h, t, d])
+    swap: Tensor<B, 2>,
+}
+
+impl<B: Backend> Rope<B> {
+    /// Tables for float `positions` `[batch, time]` and `dim` channels (even), base `theta`.
+    pub fn new(positions: Tensor<B, 2>, dim: usize, theta: f64) -> Self {
+        let device = positions.device();
+        // As the reference: freqs[k] = 1 / theta^(2k / dim) in f32; channel 2k gets -freq so that
+        // sin(-a) = -sin(a) carries the sign (cos is even).
+        let signed: Vec<f32> = (0..dim)
+            .map(|c| {
+                let f = 1.0 / (theta as f32).powf((c / 2 * 2) as f32 / dim as f32);
+                if c % 2 == 0 {
+                    -f
+                } else {
+                    f
+                }
+            })
+            .collect();
+        let freqs = Tensor::<B, 1>::from_floats(signed.as_slice(), &device).reshape([1, 1, 1, dim]);
+        let [b, t] = positions.dims();
+        let angles = positions.reshape([b, t, 1, 1]) * freqs;
+        let swap: Vec<f32> = (0..dim * dim)
+            .map(|i| f32::from(i / dim == (i % dim) ^ 1))
+            .collect();
+        Self {
+            cos: angles.clone().cos(),
+            sin: angles.sin(),
+            swap: Tensor::<B, 1>::from_floats(swap.as_slice(), &device).reshape([dim, dim]),
+        }
+    }
+
+    /// The tables of the last `s` time steps.
+    pub fn tail(&self, s: usize) -> Self {
+        let t = self.cos.dims()[1];
+        Self {
+            cos: self.cos.clone().slice(s![.., t - s..t, .., ..]),
+            sin: self.sin.clone().slice(s![.., t - s..t, .., ..]),
+            swap: self.swap.clone(),
+        }
+    }
+
+    /// Rotates `x` `[batch, time, heads, dim]`.
+    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, t, h, d] = x.dims();
+        let swapped = x
+            .clone()
+            .reshape([b * t * h, d])
+            .matmul(self.swap.clone())
+            .reshape([b, t, h, d]);
+        let (cos, sin) = if h == 1 {
+            (self.cos.clone(), self.sin.clone())
+        } else {
+            (
+                self.cos.clone().repeat_dim(2, h),
+                self.sin.clone().repeat_dim(2, h),
+            )
+        };
+        x * cos + swapped * sin
+    }
 }
 
 #[cfg(test)]
@@ -54,8 +87,11 @@ mod tests {
         let device = Default::default();
         let x = Tensor::<B, 4>::from_floats([[[[1.0, 0.0, 0.0, 2.0]]]], &device);
         let pos = Tensor::<B, 2>::from_floats([[3.0]], &device);
-        let (cos, sin) = rope_angles(pos, 4, 10000.0);
-        let y: Vec<f32> = apply_rope(x, cos, sin).into_data().to_vec().unwrap();
+        let y: Vec<f32> = Rope::new(pos, 4, 10000.0)
+            .apply(x)
+            .into_data()
+            .to_vec()
+            .unwrap();
         // Pair 0 rotates by 3 rad, pair 1 by 3 / 100 rad.
         let (a, b) = (3.0f32, 0.03f32);
         let want = [a.cos(), a.sin(), -2.0 * b.sin(), 2.0 * b.cos()];

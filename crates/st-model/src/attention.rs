@@ -4,6 +4,7 @@
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use mtla::attend::grouped_attention;
+use mtla::linear::linear;
 
 #[derive(Module, Debug)]
 pub struct MultiHeadAttention<B: Backend> {
@@ -58,8 +59,8 @@ impl<B: Backend> MultiHeadAttention<B> {
     /// Keys and values of `memory` `[batch, T, d]`.
     pub fn memory(&self, memory: Tensor<B, 3>) -> Memory<B> {
         Memory {
-            keys: self.split(self.k_proj.forward(memory.clone())),
-            values: self.split(self.v_proj.forward(memory)),
+            keys: self.split(linear(&self.k_proj, memory.clone())),
+            values: self.split(linear(&self.v_proj, memory)),
         }
     }
 
@@ -72,7 +73,7 @@ impl<B: Backend> MultiHeadAttention<B> {
         key_bias: Option<Tensor<B, 4>>,
     ) -> Tensor<B, 3> {
         let [b, s, d] = queries.dims();
-        let q = self.split(self.q_proj.forward(queries));
+        let q = self.split(linear(&self.q_proj, queries));
         let scale = ((d / self.heads) as f64).powf(-0.5);
         let out = grouped_attention(
             q,
@@ -82,7 +83,6 @@ impl<B: Backend> MultiHeadAttention<B> {
             scale,
             &self.dropout,
         );
-        self.out_proj
-            .forward(out.swap_dims(1, 2).reshape([b, s, d]))
+        linear(&self.out_proj, out.swap_dims(1, 2).reshape([b, s, d]))
     }
 }

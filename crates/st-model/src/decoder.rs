@@ -14,6 +14,7 @@ use burn::nn::{
 };
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use mtla::linear::linear;
 use mtla::{Attention, Cache, KeyPadding};
 
 use crate::attention::{Memory, MultiHeadAttention};
@@ -270,7 +271,7 @@ impl<B: Backend> Decoder<B> {
                 }
             };
         }
-        Ok(self.output_projection.forward(self.norm.forward(x)))
+        Ok(linear(&self.output_projection, self.norm.forward(x)))
     }
 
     /// Prepares decoding: the speech prefix into every layer's cache (prefix layout) or the
@@ -357,9 +358,7 @@ impl<B: Backend> Decoder<B> {
         state.caches = kept;
         state.next_position = position.add_scalar(1.0);
         state.steps += 1;
-        let logits = self
-            .output_projection
-            .forward(self.norm.forward(x))
+        let logits = linear(&self.output_projection, self.norm.forward(x))
             .reshape([rows, self.output_projection.weight.dims()[1]]);
         Ok(log_softmax(logits, 1))
     }

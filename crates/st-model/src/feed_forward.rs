@@ -3,6 +3,7 @@
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use mtla::linear::linear;
 
 #[derive(Module, Debug)]
 pub struct FeedForward<B: Backend> {
@@ -21,7 +22,6 @@ impl<B: Backend> FeedForward<B> {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        self.fc2
-            .forward(self.dropout.forward(relu(self.fc1.forward(x))))
+        linear(&self.fc2, self.dropout.forward(relu(linear(&self.fc1, x))))
     }
 }

@@ -4,6 +4,7 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use mtla::linear::linear;
 
 use crate::config::{DecoderStyle, ModelConfig};
 use crate::decoder::{Decoder, DecoderState};
@@ -93,7 +94,7 @@ impl<B: Backend> SpeechModel<B> {
         let ctc_log_probs = self
             .ctc
             .as_ref()
-            .map(|ctc| log_softmax(ctc.forward(encoded.states.clone()), 2));
+            .map(|ctc| log_softmax(linear(ctc, encoded.states.clone()), 2));
         Ok(ModelOutput {
             logits,
             ctc_log_probs,

@@ -4,6 +4,7 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use mtla::linear::linear;
 
 #[derive(Module, Debug)]
 pub struct Projector<B: Backend> {
@@ -20,6 +21,6 @@ impl<B: Backend> Projector<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.linear2.forward(relu(self.linear1.forward(x)))
+        linear(&self.linear2, relu(linear(&self.linear1, x)))
     }
 }

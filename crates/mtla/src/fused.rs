@@ -1,0 +1,397 @@
+//! Fused single-query attention for decoding on the CPU backend.
+//!
+//! A decode step attends one query per head to the whole cache. As matrix products this is
+//! a handful of rows against thousands of cache slots, where general matrix kernels spend
+//! most of their time packing and on half-empty tiles, and the score matrix makes a round trip
+//! through memory. Here each (row, K/V head) pair streams its cache slots once: every slot is
+//! read from the cache in place (strided views, no copy), scored against all the query heads
+//! of its group, and, after a softmax, accumulated into their outputs. Works for every kind:
+//! MHA/GQA/MQA (groups of `heads / kv_heads`) and the absorbed latent attention (one K/V head
+//! of `r + d_R` channels whose first `r` are the values). Other backends, and anything with
+//! gradients, take the general path.
+
+use std::any::Any;
+
+use burn::backend::flex::FlexTensor;
+use burn::prelude::*;
+use burn::tensor::{DType, TensorPrimitive};
+use rayon::prelude::*;
+
+/// A float tensor's storage and strides on flex, when it is f32 with a contiguous last axis.
+struct View<'a> {
+    data: &'a [f32],
+    offset: usize,
+    strides: [usize; 3],
+}
+
+fn view<'a, B: Backend>(t: &'a FlexTensor) -> Option<View<'a>> {
+    let layout = t.layout();
+    let s = layout.strides();
+    if t.dtype() != DType::F32 || s.len() != 4 || s[3] != 1 || s[..3].iter().any(|&x| x < 0) {
+        return None;
+    }
+    Some(View {
+        data: t.storage(),
+        offset: layout.start_offset(),
+        strides: [s[0] as usize, s[1] as usize, s[2] as usize],
+    })
+}
+
+fn flex<B: Backend>(t: &Tensor<B, 4>) -> Option<FlexTensor> {
+    match t.clone().into_primitive() {
+        TensorPrimitive::Float(p) => (&p as &dyn Any).downcast_ref::<FlexTensor>().cloned(),
+        TensorPrimitive::QFloat(_) => None,
+    }
+}
+
+/// `softmax(q k^T * scale + bias) v` for one query per head on flex (see the module doc);
+/// `None` when the tensors are not plain f32 flex tensors.
+/// Shapes: `q` `[batch, heads, 1, d_k]`, `k` `[batch, kv_heads, T, d_k]`,
+/// `v` `[batch, kv_heads, T, d_v]`, `bias` `[1 | batch, 1, 1, T]`; returns `[batch, heads, 1, d_v]`.
+pub fn decode_attention<B: Backend>(
+    q: &Tensor<B, 4>,
+    k: &Tensor<B, 4>,
+    v: &Tensor<B, 4>,
+    bias: Option<&Tensor<B, 4>>,
+    scale: f32,
+) -> Option<Tensor<B, 4>> {
+    let [batch, heads, queries, d_k] = q.dims();
+    let [_, kv_heads, t, _] = k.dims();
+    let d_v = v.dims()[3];
+    if queries != 1 || t == 0 {
+        return None;
+    }
+    let (qf, kf, vf) = (flex(q)?.to_contiguous(), flex(k)?, flex(v)?);
+    let bf = match bias {
+        Some(b) => Some(flex(b)?.to_contiguous()),
+        None => None,
+    };
+    let (qv, kv, vv) = (view::<B>(&qf)?, view::<B>(&kf)?, view::<B>(&vf)?);
+    let bias_rows = bf.as_ref().map(|b| b.layout().shape()[0]);
+    let bias_data: Option<&[f32]> = match &bf {
+        Some(b) if b.dtype() == DType::F32 => Some(b.storage()),
+        Some(_) => return None,
+        None => None,
+    };
+    let group = heads / kv_heads;
+    let mut out = vec![0.0f32; batch * heads * d_v];
+    out.par_chunks_mut(group * d_v)
+        .enumerate()
+        .for_each(|(pair, out)| {
+            let (b, h) = (pair / kv_heads, pair % kv_heads);
+            let q_rows = &qv.data[qv.offset + (b * heads + h * group) * d_k..][..group * d_k];
+            let k_base = kv.offset + b * kv.strides[0] + h * kv.strides[1];
+            let v_base = vv.offset + b * vv.strides[0] + h * vv.strides[1];
+            let bias = bias_data.map(|d| &d[if bias_rows == Some(1) { 0 } else { b * t }..][..t]);
+            let task = Pair {
+                q: q_rows,
+                k: (kv.data, k_base, kv.strides[2]),
+                v: (vv.data, v_base, vv.strides[2]),
+                bias,
+                group,
+                d_k,
+                d_v,
+                t,
+                scale,
+            };
+            task.run(out);
+        });
+    let data = TensorData::new(out, [batch, heads, 1, d_v]);
+    Some(Tensor::from_data(data, &q.device()))
+}
+
+/// One (row, K/V head) pair's work.
+#[derive(Clone, Copy)]
+struct Pair<'a> {
+    q: &'a [f32],
+    k: (&'a [f32], usize, usize),
+    v: (&'a [f32], usize, usize),
+    bias: Option<&'a [f32]>,
+    group: usize,
+    d_k: usize,
+    d_v: usize,
+    t: usize,
+    scale: f32,
+}
+
+impl Pair<'_> {
+    fn run(&self, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the features this function is compiled for were just detected.
+            return unsafe { self.run_avx2(out) };
+        }
+        self.dispatch(out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, out: &mut [f32]) {
+        self.dispatch(out)
+    }
+
+    /// Monomorphises the kernel for the common group sizes (queries per K/V head), so the
+    /// per-head accumulators live in registers.
+    #[inline(always)]
+    fn dispatch(&self, out: &mut [f32]) {
+        match self.group {
+            1 => self.body::<1>(out),
+            2 => self.body::<2>(out),
+            4 => self.body::<4>(out),
+            8 => self.body::<8>(out),
+            16 => self.body::<16>(out),
+            _ => self.body_any(out),
+        }
+    }
+
+    /// Blocked online softmax (flash-decoding): a block of cache slots is scored against the
+    /// `G` queries of the group, the running maxima and sums are rescaled once per block, and
+    /// the same rows, still in cache, are accumulated into the outputs. The cache is read from
+    /// memory once; for latent attention the key row is also the value row.
+    #[inline(always)]
+    fn body<const G: usize>(&self, out: &mut [f32]) {
+        let (t, d_k, d_v) = (self.t, self.d_k, self.d_v);
+        let (k_data, k_base, k_row) = self.k;
+        let (v_data, v_base, v_row) = self.v;
+        let mut max = [f32::NEG_INFINITY; G];
+        let mut sum = [0.0f32; G];
+        let mut p = [[0.0f32; BLOCK]; G];
+        out.iter_mut().for_each(|x| *x = 0.0);
+        for start in (0..t).step_by(BLOCK) {
+            let n = BLOCK.min(t - start);
+            let key = |jj: usize| &k_data[k_base + (start + jj) * k_row..][..d_k];
+            let mut jj = 0;
+            if G >= 4 {
+                // Two keys at a time: each query chunk loaded once feeds both.
+                while jj + 2 <= n {
+                    let (d0, d1) = dots_pair::<G>(self.q, d_k, key(jj), key(jj + 1));
+                    for r in 0..G {
+                        p[r][jj] = d0[r];
+                        p[r][jj + 1] = d1[r];
+                    }
+                    jj += 2;
+                }
+            }
+            while jj < n {
+                let d = dots::<G>(self.q, d_k, key(jj));
+                for r in 0..G {
+                    p[r][jj] = d[r];
+                }
+                jj += 1;
+            }
+            for jj in 0..n {
+                let add = self.bias.map_or(0.0, |b| b[start + jj]);
+                for row in p.iter_mut() {
+                    row[jj] = row[jj] * self.scale + add;
+                }
+            }
+            for r in 0..G {
+                let scores = &mut p[r][..n];
+                let block_max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let new_max = max[r].max(block_max);
+                let correction = (max[r] - new_max).exp();
+                if correction != 1.0 {
+                    sum[r] *= correction;
+                    out[r * d_v..(r + 1) * d_v]
+                        .iter_mut()
+                        .for_each(|x| *x *= correction);
+                }
+                max[r] = new_max;
+                for s in scores.iter_mut() {
+                    *s = (*s - new_max).exp();
+                    sum[r] += *s;
+                }
+            }
+            accumulate::<G>(
+                &p,
+                n,
+                |jj| &v_data[v_base + (start + jj) * v_row..][..d_v],
+                d_v,
+                out,
+            );
+        }
+        for r in 0..G {
+            let inv = 1.0 / sum[r];
+            out[r * d_v..(r + 1) * d_v]
+                .iter_mut()
+                .for_each(|x| *x *= inv);
+        }
+    }
+
+    /// Any group size: one query at a time.
+    fn body_any(&self, out: &mut [f32]) {
+        for r in 0..self.group {
+            let single = Pair {
+                q: &self.q[r * self.d_k..(r + 1) * self.d_k],
+                group: 1,
+                ..*self
+            };
+            single.body::<1>(&mut out[r * self.d_v..(r + 1) * self.d_v]);
+        }
+    }
+}
+
+/// Cache slots scored and accumulated together.
+const BLOCK: usize = 32;
+
+/// The `G` dot products of the group's queries (`G` rows of `d_k`) with one key, 8 lanes per
+/// query kept in registers; a single query splits its dot over 4 chains instead.
+#[inline(always)]
+fn dots<const G: usize>(q: &[f32], d_k: usize, key: &[f32]) -> [f32; G] {
+    let chunks = d_k / 8;
+    let mut result = [0.0f32; G];
+    if G == 1 {
+        let mut acc = [[0.0f32; 8]; 4];
+        for c in 0..chunks {
+            let (qc, kc) = (&q[c * 8..c * 8 + 8], &key[c * 8..c * 8 + 8]);
+            let a = &mut acc[c % 4];
+            for l in 0..8 {
+                a[l] = qc[l].mul_add(kc[l], a[l]);
+            }
+        }
+        let mut s: f32 = acc.iter().flatten().sum();
+        for i in chunks * 8..d_k {
+            s = q[i].mul_add(key[i], s);
+        }
+        result[0] = s;
+        return result;
+    }
+    let mut acc = [[0.0f32; 8]; G];
+    for c in 0..chunks {
+        let kc = &key[c * 8..c * 8 + 8];
+        for r in 0..G {
+            let qc = &q[r * d_k + c * 8..r * d_k + c * 8 + 8];
+            for l in 0..8 {
+                acc[r][l] = qc[l].mul_add(kc[l], acc[r][l]);
+            }
+        }
+    }
+    for r in 0..G {
+        let mut s: f32 = acc[r].iter().sum();
+        for i in chunks * 8..d_k {
+            s = q[r * d_k + i].mul_add(key[i], s);
+        }
+        result[r] = s;
+    }
+    result
+}
+
+/// The `G` query dots with two keys, four queries at a time: 8 accumulators in registers and
+/// six loads per eight multiply-adds (instead of nine).
+#[inline(always)]
+fn dots_pair<const G: usize>(
+    q: &[f32],
+    d_k: usize,
+    k0: &[f32],
+    k1: &[f32],
+) -> ([f32; G], [f32; G]) {
+    let chunks = d_k / 8;
+    let (mut r0, mut r1) = ([0.0f32; G], [0.0f32; G]);
+    for h0 in (0..G).step_by(4) {
+        let mut acc = [[[0.0f32; 8]; 2]; 4];
+        for c in 0..chunks {
+            let (a, b) = (&k0[c * 8..c * 8 + 8], &k1[c * 8..c * 8 + 8]);
+            for h in 0..4 {
+                let qc = &q[(h0 + h) * d_k + c * 8..(h0 + h) * d_k + c * 8 + 8];
+                for l in 0..8 {
+                    acc[h][0][l] = qc[l].mul_add(a[l], acc[h][0][l]);
+                    acc[h][1][l] = qc[l].mul_add(b[l], acc[h][1][l]);
+                }
+            }
+        }
+        for h in 0..4 {
+            let (mut s0, mut s1): (f32, f32) = (acc[h][0].iter().sum(), acc[h][1].iter().sum());
+            for i in chunks * 8..d_k {
+                s0 = q[(h0 + h) * d_k + i].mul_add(k0[i], s0);
+                s1 = q[(h0 + h) * d_k + i].mul_add(k1[i], s1);
+            }
+            r0[h0 + h] = s0;
+            r1[h0 + h] = s1;
+        }
+    }
+    (r0, r1)
+}
+
+/// `out[r] += Σ_jj p[r][jj] * value(jj)` for the block's `n` rows, 8 value lanes of every
+/// query held in registers across the block.
+#[inline(always)]
+fn accumulate<'a, const G: usize>(
+    p: &[[f32; BLOCK]; G],
+    n: usize,
+    value: impl Fn(usize) -> &'a [f32],
+    d_v: usize,
+    out: &mut [f32],
+) {
+    if G < 4 {
+        // Few queries: independent chains come from the value lanes instead.
+        for jj in 0..n {
+            let v = value(jj);
+            for r in 0..G {
+                let w = p[r][jj];
+                for (o, x) in out[r * d_v..(r + 1) * d_v].iter_mut().zip(v) {
+                    *o = x.mul_add(w, *o);
+                }
+            }
+        }
+        return;
+    }
+    // Four queries by two 8-lane chunks of the value: 8 accumulators in registers, six loads
+    // per eight multiply-adds.
+    let chunks = d_v / 8;
+    let pairs = chunks / 2 * 2;
+    for h0 in (0..G).step_by(4) {
+        for c in (0..pairs).step_by(2) {
+            let mut acc = [[[0.0f32; 8]; 2]; 4];
+            for h in 0..4 {
+                for k in 0..2 {
+                    let at = (h0 + h) * d_v + (c + k) * 8;
+                    acc[h][k].copy_from_slice(&out[at..at + 8]);
+                }
+            }
+            for jj in 0..n {
+                let row = value(jj);
+                let (v0, v1) = (&row[c * 8..c * 8 + 8], &row[c * 8 + 8..c * 8 + 16]);
+                for h in 0..4 {
+                    let w = p[h0 + h][jj];
+                    for l in 0..8 {
+                        acc[h][0][l] = v0[l].mul_add(w, acc[h][0][l]);
+                        acc[h][1][l] = v1[l].mul_add(w, acc[h][1][l]);
+                    }
+                }
+            }
+            for h in 0..4 {
+                for k in 0..2 {
+                    let at = (h0 + h) * d_v + (c + k) * 8;
+                    out[at..at + 8].copy_from_slice(&acc[h][k]);
+                }
+            }
+        }
+    }
+    for c in pairs..chunks {
+        let mut acc = [[0.0f32; 8]; G];
+        for r in 0..G {
+            acc[r].copy_from_slice(&out[r * d_v + c * 8..r * d_v + c * 8 + 8]);
+        }
+        for jj in 0..n {
+            let v = &value(jj)[c * 8..c * 8 + 8];
+            for r in 0..G {
+                let w = p[r][jj];
+                for l in 0..8 {
+                    acc[r][l] = v[l].mul_add(w, acc[r][l]);
+                }
+            }
+        }
+        for r in 0..G {
+            out[r * d_v + c * 8..r * d_v + c * 8 + 8].copy_from_slice(&acc[r]);
+        }
+    }
+    for i in chunks * 8..d_v {
+        for jj in 0..n {
+            let v = value(jj)[i];
+            for r in 0..G {
+                out[r * d_v + i] = v.mul_add(p[r][jj], out[r * d_v + i]);
+            }
+        }
+    }
+}
