@@ -106,6 +106,9 @@ fn parse_kind(name: &str) -> anyhow::Result<AttentionConfig> {
     })
 }
 
+/// Untimed decode steps before each timed run.
+const WARMUP: usize = 4;
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -123,7 +126,7 @@ impl BackendTask for AttentionBench<'_> {
         let a = self.0;
         let mut rows = Vec::new();
         for &t in &a.lengths {
-            let start = t.saturating_sub(a.steps).max(1);
+            let start = t.saturating_sub(a.steps).max(WARMUP + 1);
             let x = Tensor::<B, 3>::random(
                 [a.batch, t, 512],
                 burn::tensor::Distribution::Normal(0.0, 1.0),
@@ -144,13 +147,23 @@ impl BackendTask for AttentionBench<'_> {
             let mut cache_bytes = vec![0; layers.len()];
             for _ in 0..a.reps {
                 for (k, (_, layer)) in layers.iter().enumerate() {
+                    let warm = start - WARMUP;
                     let (_, mut cache) = layer.prefill(
-                        x.clone().slice(s![.., start - 1..start, ..]),
-                        x.clone().slice(s![.., 0..start, ..]),
-                        pos.clone().slice(s![.., 0..start]),
+                        x.clone().slice(s![.., warm - 1..warm, ..]),
+                        x.clone().slice(s![.., 0..warm, ..]),
+                        pos.clone().slice(s![.., 0..warm]),
                         None,
                     )?;
-                    cache.reserve(t - start);
+                    cache.reserve(t - start + WARMUP);
+                    // A few untimed steps first: timing starts in the steady state of a decode
+                    // loop (weights and cache warm), whatever ran before.
+                    for i in start - WARMUP..start {
+                        layer.step(
+                            x.clone().slice(s![.., i..i + 1, ..]),
+                            pos.clone().slice(s![.., i..i + 1]),
+                            &mut cache,
+                        )?;
+                    }
                     B::sync(&device)?;
                     let t0 = Instant::now();
                     for i in start..t {
