@@ -10,6 +10,7 @@ mod eval_cmd;
 mod fbank_cmd;
 mod loader_bench;
 mod model_cmd;
+mod plot_cmd;
 mod prepare_cmd;
 mod score_cmd;
 mod train_cmd;
@@ -53,6 +54,9 @@ enum Command {
     /// Model tools (parameter and KV-cache summary).
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
+    /// SVG plots of experiment results.
+    #[command(subcommand)]
+    Plot(plot_cmd::PlotCommand),
     /// Speed benchmarks that print ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -72,6 +76,7 @@ fn main() -> std::process::ExitCode {
         Command::Attention(cmd) => attention_cmd::run(cmd),
         Command::Bench(cmd) => bench_cmd::run(cmd).map(|_| true),
         Command::Model(cmd) => model_cmd::run(cmd).map(|_| true),
+        Command::Plot(cmd) => plot_cmd::run(cmd).map(|_| true),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

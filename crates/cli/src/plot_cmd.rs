@@ -1,0 +1,231 @@
+//! `mtla-st plot ...`: SVG plots (plotters) of the experiments' raw JSON.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use plotters::prelude::*;
+
+use crate::bench_cmd::DecodePoint;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PlotCommand {
+    /// Decode time and KV-cache size against sequence length, from `bench decode --json`.
+    Decode {
+        #[arg(long)]
+        json: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Training curves (train loss, validation accuracy) of the runs in a folder.
+    Curves {
+        /// A folder whose sub-folders are runs (e.g. the --out of `compare`).
+        #[arg(long)]
+        runs: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Runs `mtla-st plot ...`.
+pub fn run(cmd: PlotCommand) -> anyhow::Result<()> {
+    match cmd {
+        PlotCommand::Decode { json, out } => plot_decode(&json, &out),
+        PlotCommand::Curves { runs, out } => plot_curves(&runs, &out),
+    }
+}
+
+/// One named series of (x, y) points.
+type Series = (String, Vec<(f64, f64)>);
+
+fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+    log_y: bool,
+) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (800, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let xs = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
+    let ys = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
+    let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+    let (y0, y1) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60);
+    macro_rules! draw {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .draw()?;
+            for (i, (name, points)) in series.iter().enumerate() {
+                let color = Palette99::pick(i).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(
+                        points.iter().copied(),
+                        color.stroke_width(2),
+                    ))?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+                chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
+        }};
+    }
+    let (ylo, yhi) = if log_y {
+        (y0 * 0.8, y1 * 1.25)
+    } else {
+        (y0.min(0.0), y1 * 1.1)
+    };
+    match (log_x, log_y) {
+        (true, true) => {
+            draw!(builder.build_cartesian_2d((x0..x1).log_scale(), (ylo..yhi).log_scale())?)
+        }
+        (true, false) => draw!(builder.build_cartesian_2d((x0..x1).log_scale(), ylo..yhi)?),
+        (false, true) => draw!(builder.build_cartesian_2d(x0..x1, (ylo..yhi).log_scale())?),
+        (false, false) => draw!(builder.build_cartesian_2d(x0..x1, ylo..yhi)?),
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn plot_decode(json: &Path, out: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)?;
+    let points: Vec<DecodePoint> =
+        serde_json::from_value(value["points"].clone()).context("no 'points' in the JSON")?;
+    let backend = value["backend"].as_str().unwrap_or("?").to_string();
+    std::fs::create_dir_all(out)?;
+    let mut beams: Vec<usize> = points.iter().map(|p| p.beam).collect();
+    beams.sort();
+    beams.dedup();
+    let mut variants: Vec<String> = Vec::new();
+    for p in &points {
+        if !variants.contains(&p.variant) {
+            variants.push(p.variant.clone());
+        }
+    }
+    for beam in beams {
+        let series = |f: &dyn Fn(&DecodePoint) -> f64| -> Vec<Series> {
+            variants
+                .iter()
+                .map(|v| {
+                    (
+                        v.clone(),
+                        points
+                            .iter()
+                            .filter(|p| &p.variant == v && p.beam == beam)
+                            .map(|p| (p.length as f64, f(p)))
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        let time = out.join(format!("decode_time_{backend}_beam{beam}.svg"));
+        line_chart(
+            &time,
+            &format!("per-token decode time, beam {beam} ({backend})"),
+            "prefix + target length",
+            "ms / token",
+            &series(&|p| p.step_ms),
+            true,
+            true,
+        )?;
+        let mem = out.join(format!("kv_cache_{backend}_beam{beam}.svg"));
+        line_chart(
+            &mem,
+            &format!("KV cache, beam {beam}"),
+            "prefix + target length",
+            "MiB",
+            &series(&|p| p.cache_bytes as f64 / 1048576.0),
+            true,
+            true,
+        )?;
+        eprintln!("wrote {} and {}", time.display(), mem.display());
+    }
+    Ok(())
+}
+
+fn plot_curves(runs: &Path, out: &Path) -> anyhow::Result<()> {
+    let mut loss = Vec::new();
+    let mut accuracy = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
+        .with_context(|| format!("reading {}", runs.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("train_log.jsonl").exists())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let name = dir
+            .file_name()
+            .map_or("run".into(), |n| n.to_string_lossy().to_string());
+        let log = std::fs::read_to_string(dir.join("train_log.jsonl"))?;
+        let rows: Vec<serde_json::Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let get = |key: &str| -> Vec<(f64, f64)> {
+            rows.iter()
+                .filter_map(|r| Some((r["update"].as_f64()?, r[key].as_f64()?)))
+                .collect()
+        };
+        // Train loss smoothed over 50 updates for readability.
+        let raw = get("loss");
+        let smoothed = raw
+            .chunks(50)
+            .map(|c| {
+                (
+                    c.last().unwrap().0,
+                    c.iter().map(|p| p.1).sum::<f64>() / c.len() as f64,
+                )
+            })
+            .collect();
+        loss.push((name.clone(), smoothed));
+        accuracy.push((
+            name,
+            get("valid_accuracy")
+                .into_iter()
+                .map(|(u, a)| (u, 100.0 * a))
+                .collect(),
+        ));
+    }
+    std::fs::create_dir_all(out)?;
+    line_chart(
+        &out.join("train_loss.svg"),
+        "training loss (bits/token, mean of 50 updates)",
+        "update",
+        "loss",
+        &loss,
+        false,
+        false,
+    )?;
+    line_chart(
+        &out.join("valid_accuracy.svg"),
+        "validation token accuracy",
+        "update",
+        "%",
+        &accuracy,
+        false,
+        false,
+    )?;
+    eprintln!(
+        "wrote {}/train_loss.svg and valid_accuracy.svg",
+        out.display()
+    );
+    Ok(())
+}
