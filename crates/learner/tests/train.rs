@@ -2,21 +2,21 @@
 //! run continues exactly where its checkpoint was taken, and a NaN loss stops training with a
 //! message naming the step while the last good checkpoint survives.
 
-use std::path::{Path, PathBuf};
+#[path = "support/run.rs"]
+mod run_util;
+
+use std::path::Path;
 
 use burn::backend::{Autodiff, Flex};
 use learner::config::ExperimentConfig;
 use learner::train::setup::{train, TrainOptions};
+use run_util::{losses, repo};
 
 type B = Autodiff<Flex>;
 
 /// The CPU backend's random generator is process-wide: tests that train must not interleave
 /// their draws, or "the same seed" would not mean the same stream.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn config(cache: &Path, dropout: f64) -> ExperimentConfig {
     let mut c = ExperimentConfig::load(&repo().join("configs/small_cpu.toml")).unwrap();
@@ -49,14 +49,6 @@ fn run(
         },
         Default::default(),
     )
-}
-
-fn losses(run: &Path) -> Vec<f64> {
-    std::fs::read_to_string(run.join("train_log.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["loss"].as_f64())
-        .collect()
 }
 
 #[test]

@@ -3,7 +3,10 @@
 //! where no adapter exists.
 #![cfg(feature = "wgpu")]
 
-use std::path::{Path, PathBuf};
+#[path = "support/run.rs"]
+mod run_util;
+
+use std::path::Path;
 
 use burn::backend::wgpu::{Wgpu, WgpuDevice};
 use burn::backend::{Autodiff, Flex};
@@ -13,14 +16,8 @@ use learner::data::{Dataset, DatasetOptions, TargetSide, Tokenizer};
 use learner::decode::{beam_search, BeamConfig, CachedScorer, SpecialTokens};
 use learner::train::batch::{to_tensors, Specials};
 use learner::train::setup::{train, TrainOptions};
+use run_util::{losses, repo};
 use st_model::SpeechModel;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 fn adapter() -> Option<WgpuDevice> {
     let device = WgpuDevice::DefaultDevice;
@@ -48,14 +45,6 @@ fn config(dir: &Path, tokenizer: &Path, init: &Path) -> ExperimentConfig {
     c.train.update_freq = 1;
     c.train.init_from = Some(init.to_path_buf());
     c
-}
-
-fn losses(run: &Path) -> Vec<f64> {
-    std::fs::read_to_string(run.join("train_log.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["loss"].as_f64())
-        .collect()
 }
 
 fn greedy<B: Backend>(

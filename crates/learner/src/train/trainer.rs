@@ -282,19 +282,21 @@ impl<B: AutodiffBackend> Run<B> {
         ckpt.commit(state)
     }
 
-    /// The loop. Returns the model it reached, and the report or the error that stopped it.
+    /// The loop. `slot` holds the model throughout (the caller gets back the model reached even
+    /// when an error stops training); returns the report or the error that stopped it.
     fn train_loop(
         &self,
-        mut model: Trainee<B>,
+        slot: &mut Option<Trainee<B>>,
         mut optim: Optim<B>,
         processor: &mut SupervisedTrainingEventProcessor<Components<B>>,
         interrupter: &Interrupter,
-    ) -> (Trainee<B>, Result<TrainReport>) {
+    ) -> Result<TrainReport> {
         let t = self.config.train.clone();
-        let ckpt = match CheckpointDir::new(&self.dir) {
-            Ok(c) => c,
-            Err(e) => return (model, Err(e)),
+        let model = |slot: &Option<Trainee<B>>| {
+            slot.clone()
+                .expect("the slot is refilled after every update")
         };
+        let ckpt = CheckpointDir::new(&self.dir)?;
         let mut state = self.resume.clone().unwrap_or(RunState {
             epoch: 1,
             ..RunState::default()
@@ -302,45 +304,27 @@ impl<B: AutodiffBackend> Run<B> {
         if let Some(last) = self.resume.as_ref().and_then(|s| s.last.clone()) {
             let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
             let stem = last.file.trim_end_matches(".safetensors").to_string();
-            match (
-                recorder.load(ckpt.path(&format!("{stem}.model.bin")), &self.device),
-                recorder.load(ckpt.path(&format!("{stem}.optim.bin")), &self.device),
-            ) {
-                (Ok(m), Ok(o)) => {
-                    model = model.load_record(m);
-                    optim = optim.load_record(o);
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    return (
-                        model,
-                        Err(LearnerError::io(
-                            ckpt.path(&stem),
-                            format!("cannot resume: {e}"),
-                        )),
-                    )
-                }
-            }
+            let fail = |e| LearnerError::io(ckpt.path(&stem), format!("cannot resume: {e}"));
+            let m = recorder
+                .load(ckpt.path(&format!("{stem}.model.bin")), &self.device)
+                .map_err(fail)?;
+            let o = recorder
+                .load(ckpt.path(&format!("{stem}.optim.bin")), &self.device)
+                .map_err(fail)?;
+            *slot = Some(model(slot).load_record(m));
+            optim = optim.load_record(o);
         }
-        let mut log = match std::fs::OpenOptions::new()
+        let log_path = self.dir.join("train_log.jsonl");
+        let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("train_log.jsonl"))
-        {
-            Ok(f) => f,
-            Err(e) => {
-                return (
-                    model,
-                    Err(LearnerError::io(self.dir.join("train_log.jsonl"), e)),
-                )
-            }
-        };
+            .open(&log_path)
+            .map_err(|e| LearnerError::io(&log_path, e))?;
         let schedule = self.schedule();
         let started = Instant::now();
         let elapsed0 = state.elapsed_s;
-        let time_up = || {
-            t.time_limit_minutes > 0.0
-                && elapsed0 + started.elapsed().as_secs_f64() >= t.time_limit_minutes * 60.0
-        };
+        let elapsed = || elapsed0 + started.elapsed().as_secs_f64();
+        let time_up = || t.time_limit_minutes > 0.0 && elapsed() >= t.time_limit_minutes * 60.0;
         let updates_done = |state: &RunState| t.max_updates > 0 && state.updates >= t.max_updates;
         let batches_per_epoch = self.train.epoch(1).len().max(1);
         let total_epochs = if t.max_epochs > 0 {
@@ -350,57 +334,48 @@ impl<B: AutodiffBackend> Run<B> {
                 .div_ceil(batches_per_epoch)
                 .max(1)
         };
-        let stop;
-        'epochs: loop {
+        let stop = 'epochs: loop {
             if t.max_epochs > 0 && state.epoch as usize > t.max_epochs {
-                stop = format!("reached max_epochs = {}", t.max_epochs);
-                break;
+                break format!("reached max_epochs = {}", t.max_epochs);
             }
             let batches = self.train.epoch(state.epoch);
             let mut accumulator = GradientsAccumulator::<Trainee<B>>::new();
-            let mut group = Vec::new();
-            let mut b = state.next_batch;
-            while b < batches.len() {
+            while state.next_batch < batches.len() {
                 // One update: up to update_freq batches, normalised by all their target tokens.
-                let end = (b + t.update_freq).min(batches.len());
-                let group_tokens = match self.train.target_tokens(&batches[b..end].concat()) {
-                    Ok(n) => n.max(1) as f64,
-                    Err(e) => return (model, Err(e)),
-                };
+                let (first, end) = (
+                    state.next_batch,
+                    (state.next_batch + t.update_freq).min(batches.len()),
+                );
+                let group_tokens = self
+                    .train
+                    .target_tokens(&batches[first..end].concat())?
+                    .max(1) as f64;
                 let (mut loss_sum, mut nll_sum) = (0.0f64, 0.0f64);
-                group.clear();
-                for i in b..end {
-                    let batch = match self.train.load::<B>(&batches[i], state.epoch, &self.device) {
-                        Ok(x) => x,
-                        Err(e) => return (model, Err(e)),
-                    };
-                    let objective = match model.objective(&batch) {
-                        Ok(o) => o,
-                        Err(e) => return (model, Err(e)),
-                    };
+                let mut items = Vec::with_capacity(end - first);
+                let current = model(slot);
+                for (i, indices) in batches.iter().enumerate().take(end).skip(first) {
+                    let batch = self.train.load::<B>(indices, state.epoch, &self.device)?;
+                    let objective = current.objective(&batch)?;
                     let value: f64 = objective.loss.clone().into_scalar().elem();
                     if !value.is_finite() {
                         let last = state.last.as_ref().map_or("none".to_string(), |k| {
                             ckpt.path(&k.file).display().to_string()
                         });
-                        return (
-                            model,
-                            Err(LearnerError::Training(format!(
-                                "non-finite loss ({value}) at update {} (epoch {}, batch {} of {}); training stopped, \
-                                 the last good checkpoint is {last}",
-                                state.updates + 1,
-                                state.epoch,
-                                i + 1,
-                                batches.len()
-                            ))),
-                        );
+                        return Err(LearnerError::Training(format!(
+                            "non-finite loss ({value}) at update {} (epoch {}, batch {} of {}); training stopped, \
+                             the last good checkpoint is {last}",
+                            state.updates + 1,
+                            state.epoch,
+                            i + 1,
+                            batches.len()
+                        )));
                     }
                     loss_sum += value;
                     nll_sum += objective.sums.nll.clone().into_scalar().elem::<f64>();
                     let grads = objective.loss.clone().div_scalar(group_tokens).backward();
-                    accumulator.accumulate(&model, GradientsParams::from_grads(grads, &model));
+                    accumulator.accumulate(&current, GradientsParams::from_grads(grads, &current));
                     let mean = objective.loss.div_scalar(batch.ntokens as f64);
-                    group.push(burn::train::SequenceOutput::new(
+                    items.push(burn::train::SequenceOutput::new(
                         mean,
                         objective.logits,
                         None,
@@ -408,14 +383,12 @@ impl<B: AutodiffBackend> Run<B> {
                     ));
                 }
                 let mut grads = accumulator.grads();
-                let norm = clip_global_norm::<B, _>(&model, &mut grads, t.clip_norm);
+                let norm = clip_global_norm::<B, _>(&current, &mut grads, t.clip_norm);
                 let lr = schedule.lr(state.updates + 1);
-                model = optim.step(lr, model, grads);
+                *slot = Some(optim.step(lr, current, grads));
                 state.updates += 1;
                 state.next_batch = end;
-                b = end;
-                let first = end - group.len();
-                for (k, item) in group.drain(..).enumerate() {
+                for (k, item) in items.into_iter().enumerate() {
                     processor.process_train(LearnerEvent::ProcessedItem(TrainingItem::new(
                         item,
                         Progress::new(first + k + 1, batches.len()),
@@ -427,75 +400,66 @@ impl<B: AutodiffBackend> Run<B> {
                 let line = serde_json::json!({
                     "update": state.updates, "epoch": state.epoch, "loss": loss_sum / group_tokens / std::f64::consts::LN_2,
                     "nll": nll_sum / group_tokens / std::f64::consts::LN_2, "lr": lr, "gnorm": norm,
-                    "ntokens": group_tokens, "wall_s": elapsed0 + started.elapsed().as_secs_f64(),
+                    "ntokens": group_tokens, "wall_s": elapsed(),
                 });
-                let _ = writeln!(log, "{line}");
+                writeln!(log, "{line}").map_err(|e| LearnerError::io(&log_path, e))?;
                 let at_interval =
                     t.validate_every_updates > 0 && state.updates % t.validate_every_updates == 0;
                 let must_stop = updates_done(&state) || time_up() || interrupter.should_stop();
                 if at_interval || must_stop {
-                    if let Err(e) = self.validate_and_save(
+                    self.validate_and_save(
                         &ckpt,
-                        &model,
+                        &model(slot),
                         &optim,
                         &mut state,
                         processor,
                         &mut log,
-                        elapsed0 + started.elapsed().as_secs_f64(),
-                    ) {
-                        return (model, Err(e));
-                    }
+                        elapsed(),
+                    )?;
                 }
                 if must_stop {
-                    stop = if updates_done(&state) {
+                    break 'epochs if updates_done(&state) {
                         format!("reached max_updates = {}", t.max_updates)
                     } else if time_up() {
                         format!("reached time_limit_minutes = {}", t.time_limit_minutes)
                     } else {
                         "interrupted".to_string()
                     };
-                    break 'epochs;
                 }
             }
             processor.process_train(LearnerEvent::EndEpoch(state.epoch as usize));
             state.epoch += 1;
             state.next_batch = 0;
-            if t.validate_every_updates == 0
-                || !state
-                    .last
-                    .as_ref()
-                    .is_some_and(|k| k.update == state.updates)
+            if state
+                .last
+                .as_ref()
+                .is_some_and(|k| k.update == state.updates)
             {
-                if let Err(e) = self.validate_and_save(
+                // Already validated at this update: only record the new data position.
+                ckpt.commit(&state)?;
+            } else {
+                self.validate_and_save(
                     &ckpt,
-                    &model,
+                    &model(slot),
                     &optim,
                     &mut state,
                     processor,
                     &mut log,
-                    elapsed0 + started.elapsed().as_secs_f64(),
-                ) {
-                    return (model, Err(e));
-                }
-            } else if let Err(e) = ckpt.commit(&state) {
-                // Already validated at this update: only record the new data position.
-                return (model, Err(e));
+                    elapsed(),
+                )?;
             }
-        }
+        };
         state.finished = true;
-        state.elapsed_s = elapsed0 + started.elapsed().as_secs_f64();
-        if let Err(e) = ckpt.commit(&state) {
-            return (model, Err(e));
-        }
-        let report = TrainReport {
+        state.elapsed_s = elapsed();
+        ckpt.commit(&state)?;
+        Ok(TrainReport {
             updates: state.updates,
             epochs_started: state.epoch,
             wall_s: state.elapsed_s,
             last_checkpoint: state.last.as_ref().map(|k| ckpt.path(&k.file)),
             best: state.best.clone(),
             stopped_because: stop,
-        };
-        (model, Ok(report))
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -535,14 +499,18 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for Run<B> {
         _starting_epoch: usize,
     ) -> (Trainee<B>, SupervisedTrainingEventProcessor<Components<B>>) {
         let mut processor = components.event_processor;
-        let (model, outcome) = self.train_loop(
-            learner.model(),
+        let mut slot = Some(learner.model());
+        let outcome = self.train_loop(
+            &mut slot,
             self.optimizer(),
             &mut processor,
             &components.interrupter,
         );
         *self.outcome.lock().expect("not poisoned") = Some(outcome);
-        (model, processor)
+        (
+            slot.expect("the loop leaves the model in its slot"),
+            processor,
+        )
     }
 }
 
