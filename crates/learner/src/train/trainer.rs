@@ -7,7 +7,7 @@
 //! order and learning rate), the N best by validation accuracy, and a stop on NaN loss.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -314,6 +314,7 @@ impl<B: AutodiffBackend> Run<B> {
             *slot = Some(model(slot).load_record(m));
             optim = optim.load_record(o);
         }
+        // One JSON line per update and per validation; losses in bits per token (fairseq's base 2).
         let log_path = self.dir.join("train_log.jsonl");
         let mut log = std::fs::OpenOptions::new()
             .create(true)
@@ -512,9 +513,4 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for Run<B> {
             processor,
         )
     }
-}
-
-/// Loss values in the log are in bits per token (fairseq's convention, base-2).
-pub fn log_path(run: &Path) -> PathBuf {
-    run.join("train_log.jsonl")
 }
