@@ -37,15 +37,25 @@ pub fn run(cmd: PlotCommand) -> anyhow::Result<()> {
 /// One named series of (x, y) points.
 type Series = (String, Vec<(f64, f64)>);
 
-fn line_chart(
-    path: &Path,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
+/// How a chart is drawn: titles, log axes, and the corner for the legend (where the lines are not).
+struct Chart<'a> {
+    title: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
     log_x: bool,
     log_y: bool,
-) -> anyhow::Result<()> {
+    legend: SeriesLabelPosition,
+}
+
+fn line_chart(path: &Path, c: &Chart, series: &[Series]) -> anyhow::Result<()> {
+    let Chart {
+        title,
+        x_label,
+        y_label,
+        log_x,
+        log_y,
+        ..
+    } = *c;
     let root = SVGBackend::new(path, (800, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let xs = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
@@ -56,6 +66,7 @@ fn line_chart(
     builder
         .caption(title, ("sans-serif", 20))
         .margin(12)
+        .margin_right(36)
         .x_label_area_size(40)
         .y_label_area_size(60);
     macro_rules! draw {
@@ -65,6 +76,8 @@ fn line_chart(
                 .configure_mesh()
                 .x_desc(x_label)
                 .y_desc(y_label)
+                .x_label_formatter(&|v| format!("{v}"))
+                .y_label_formatter(&|v| format!("{v}"))
                 .draw()?;
             for (i, (name, points)) in series.iter().enumerate() {
                 let color = Palette99::pick(i).to_rgba();
@@ -81,6 +94,7 @@ fn line_chart(
             }
             chart
                 .configure_series_labels()
+                .position(c.legend.clone())
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()?;
@@ -137,25 +151,24 @@ fn plot_decode(json: &Path, out: &Path) -> anyhow::Result<()> {
                 .collect()
         };
         let time = out.join(format!("decode_time_{backend}_beam{beam}.svg"));
-        line_chart(
-            &time,
-            &format!("per-token decode time, beam {beam} ({backend})"),
-            "prefix + target length",
-            "ms / token",
-            &series(&|p| p.step_ms),
-            true,
-            true,
-        )?;
+        let title = format!("per-token decode time, beam {beam} ({backend})");
+        let chart = Chart {
+            title: &title,
+            x_label: "prefix + target length",
+            y_label: "ms / token",
+            log_x: true,
+            log_y: true,
+            legend: SeriesLabelPosition::UpperLeft,
+        };
+        line_chart(&time, &chart, &series(&|p| p.step_ms))?;
         let mem = out.join(format!("kv_cache_{backend}_beam{beam}.svg"));
-        line_chart(
-            &mem,
-            &format!("KV cache, beam {beam}"),
-            "prefix + target length",
-            "MiB",
-            &series(&|p| p.cache_bytes as f64 / 1048576.0),
-            true,
-            true,
-        )?;
+        let title = format!("KV cache, beam {beam}");
+        let chart = Chart {
+            title: &title,
+            y_label: "MiB",
+            ..chart
+        };
+        line_chart(&mem, &chart, &series(&|p| p.cache_bytes as f64 / 1048576.0))?;
         eprintln!("wrote {} and {}", time.display(), mem.display());
     }
     Ok(())
@@ -205,24 +218,22 @@ fn plot_curves(runs: &Path, out: &Path) -> anyhow::Result<()> {
         ));
     }
     std::fs::create_dir_all(out)?;
-    line_chart(
-        &out.join("train_loss.svg"),
-        "training loss (bits/token, mean of 50 updates)",
-        "update",
-        "loss",
-        &loss,
-        false,
-        false,
-    )?;
-    line_chart(
-        &out.join("valid_accuracy.svg"),
-        "validation token accuracy",
-        "update",
-        "%",
-        &accuracy,
-        false,
-        false,
-    )?;
+    let chart = Chart {
+        title: "training loss (bits/token, mean of 50 updates)",
+        x_label: "update",
+        y_label: "loss",
+        log_x: false,
+        log_y: false,
+        legend: SeriesLabelPosition::UpperRight,
+    };
+    line_chart(&out.join("train_loss.svg"), &chart, &loss)?;
+    let chart = Chart {
+        title: "validation token accuracy",
+        y_label: "%",
+        legend: SeriesLabelPosition::LowerRight,
+        ..chart
+    };
+    line_chart(&out.join("valid_accuracy.svg"), &chart, &accuracy)?;
     eprintln!(
         "wrote {}/train_loss.svg and valid_accuracy.svg",
         out.display()

@@ -22,6 +22,10 @@ pub struct CompareRow {
     pub parameters: usize,
     pub train_updates: usize,
     pub train_minutes: f64,
+    /// Token accuracy and loss on the validation set of the best checkpoint: a finer measure of
+    /// how well a variant learned than BLEU when the corpus is small.
+    pub best_valid_accuracy: Option<f64>,
+    pub best_valid_loss: Option<f64>,
     pub eval: EvalReport,
 }
 
@@ -100,6 +104,8 @@ pub fn compare<B: AutodiffBackend>(
             parameters: burn::module::Module::num_params(&model),
             train_updates: state.updates,
             train_minutes: state.elapsed_s / 60.0,
+            best_valid_accuracy: state.best.first().map(|k| k.valid_accuracy),
+            best_valid_loss: state.best.first().map(|k| k.valid_loss),
             eval,
         });
     }
@@ -137,8 +143,8 @@ impl Comparison {
     pub fn table(&self) -> String {
         let base = self.rows.iter().find(|r| r.variant == "mha");
         let mut out = String::from(
-            "| variant | params | BLEU | chrF | WER % | decode s | tokens/s | peak KV cache MB | speed-up vs MHA | KV memory reduction vs MHA | updates | train min |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            "| variant | params | dev acc % | dev loss | BLEU | chrF | WER % | decode s | tokens/s | peak KV cache MB | speed-up vs MHA | KV memory reduction vs MHA | updates | train min |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for r in &self.rows {
             let e = &r.eval.efficiency;
@@ -149,9 +155,12 @@ impl Comparison {
                 })
             };
             out.push_str(&format!(
-                "| {} | {:.2}M | {:.2} | {:.2} | {} | {:.2} | {:.0} | {:.2} | {} | {} | {} | {:.1} |\n",
+                "| {} | {:.2}M | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.0} | {:.2} | {} | {} | {} | {:.1} |\n",
                 r.variant,
                 r.parameters as f64 / 1e6,
+                r.best_valid_accuracy
+                    .map_or("-".into(), |a| format!("{:.2}", 100.0 * a)),
+                r.best_valid_loss.map_or("-".into(), |l| format!("{l:.3}")),
                 q.bleu.score,
                 q.chrf.score,
                 q.wer.as_ref().map_or("-".into(), |w| format!("{:.1}", 100.0 * w.wer)),

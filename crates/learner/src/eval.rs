@@ -9,6 +9,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::config::{EvalConfig, ExperimentConfig, Task};
+use crate::data::progress::Progress;
 use crate::data::{Dataset, DatasetOptions, Tokenizer};
 use crate::decode::{beam_search, CachedScorer, SpecialTokens};
 use crate::error::{LearnerError, Result};
@@ -122,7 +123,8 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     let (mut hyps, mut refs) = (Vec::new(), Vec::new());
     let (mut decode_s, mut tokens, mut peak_cache, mut audio_frames) =
         (0.0, 0usize, 0usize, 0usize);
-    for (i, indices) in batches.iter().enumerate() {
+    let progress = Progress::new("decoding", dataset.len(), opts.progress);
+    for indices in &batches {
         let host = dataset.load_batch(indices, &tokenizer, side, None)?;
         let batch = to_tensors::<B>(&host, Specials::of(&tokenizer), device);
         B::sync(device)
@@ -145,13 +147,9 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         audio_frames += host.frames.iter().sum::<usize>();
         hyps.extend(found.iter().map(|h| tokenizer.decode(&h.tokens)));
         refs.extend(host.target_texts.iter().cloned());
-        if opts.progress {
-            eprint!("\rdecoded batch {}/{}", i + 1, batches.len());
-        }
+        progress.inc(host.frames.len() as u64);
     }
-    if opts.progress {
-        eprintln!();
-    }
+    progress.finish();
     std::fs::create_dir_all(&opts.out).map_err(|e| LearnerError::io(&opts.out, e))?;
     for (name, lines) in [("hyp.txt", &hyps), ("ref.txt", &refs)] {
         let path = opts.out.join(name);
