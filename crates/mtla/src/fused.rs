@@ -122,25 +122,26 @@ impl Pair<'_> {
             // SAFETY: the features this function is compiled for were just detected.
             return unsafe { self.run_avx2(out) };
         }
-        self.dispatch(out)
+        self.dispatch::<false>(out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run_avx2(&self, out: &mut [f32]) {
-        self.dispatch(out)
+        self.dispatch::<true>(out)
     }
 
     /// Monomorphises the kernel for the common group sizes (queries per K/V head), so the
     /// per-head accumulators live in registers.
+    /// `AVX`: called from [`run_avx2`](Self::run_avx2), so the explicit AVX2/FMA kernels may run.
     #[inline(always)]
-    fn dispatch(&self, out: &mut [f32]) {
+    fn dispatch<const AVX: bool>(&self, out: &mut [f32]) {
         match self.group {
-            1 => self.body::<1>(out),
-            2 => self.body::<2>(out),
-            4 => self.body::<4>(out),
-            8 => self.body::<8>(out),
-            16 => self.body::<16>(out),
+            1 => self.body::<1, AVX>(out),
+            2 => self.body::<2, AVX>(out),
+            4 => self.body::<4, AVX>(out),
+            8 => self.body::<8, AVX>(out),
+            16 => self.body::<16, AVX>(out),
             _ => self.body_any(out),
         }
     }
@@ -150,7 +151,7 @@ impl Pair<'_> {
     /// the same rows, still in cache, are accumulated into the outputs. The cache is read from
     /// memory once; for latent attention the key row is also the value row.
     #[inline(always)]
-    fn body<const G: usize>(&self, out: &mut [f32]) {
+    fn body<const G: usize, const AVX: bool>(&self, out: &mut [f32]) {
         let (t, d_k, d_v) = (self.t, self.d_k, self.d_v);
         let (k_data, k_base, k_row) = self.k;
         let (v_data, v_base, v_row) = self.v;
@@ -165,7 +166,7 @@ impl Pair<'_> {
             if G >= 4 {
                 // Two keys at a time: each query chunk loaded once feeds both.
                 while jj + 2 <= n {
-                    let (d0, d1) = dots_pair::<G>(self.q, d_k, key(jj), key(jj + 1));
+                    let (d0, d1) = pair_dots::<G, AVX>(self.q, d_k, key(jj), key(jj + 1));
                     for r in 0..G {
                         p[r][jj] = d0[r];
                         p[r][jj + 1] = d1[r];
@@ -203,7 +204,7 @@ impl Pair<'_> {
                     sum[r] += *s;
                 }
             }
-            accumulate::<G>(
+            accumulate::<G, AVX>(
                 &p,
                 n,
                 |jj| &v_data[v_base + (start + jj) * v_row..][..d_v],
@@ -227,7 +228,7 @@ impl Pair<'_> {
                 group: 1,
                 ..*self
             };
-            single.body::<1>(&mut out[r * self.d_v..(r + 1) * self.d_v]);
+            single.body::<1, false>(&mut out[r * self.d_v..(r + 1) * self.d_v]);
         }
     }
 }
@@ -277,6 +278,23 @@ fn dots<const G: usize>(q: &[f32], d_k: usize, key: &[f32]) -> [f32; G] {
     result
 }
 
+/// [`dots_pair`], by the explicit AVX2 kernel when the caller runs with AVX2/FMA enabled (the
+/// auto-vectoriser turns the portable loop into a shuffle-bound transpose there).
+#[inline(always)]
+fn pair_dots<const G: usize, const AVX: bool>(
+    q: &[f32],
+    d_k: usize,
+    k0: &[f32],
+    k1: &[f32],
+) -> ([f32; G], [f32; G]) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX && G % 4 == 0 {
+        // SAFETY: `AVX` is only set on the path entered after detecting AVX2 and FMA.
+        return unsafe { avx2::dots_pair::<G>(q, d_k, k0, k1) };
+    }
+    dots_pair::<G>(q, d_k, k0, k1)
+}
+
 /// The `G` query dots with two keys, four queries at a time: 8 accumulators in registers and
 /// six loads per eight multiply-adds (instead of nine).
 #[inline(always)]
@@ -316,13 +334,19 @@ fn dots_pair<const G: usize>(
 /// `out[r] += Σ_jj p[r][jj] * value(jj)` for the block's `n` rows, 8 value lanes of every
 /// query held in registers across the block.
 #[inline(always)]
-fn accumulate<'a, const G: usize>(
+fn accumulate<'a, const G: usize, const AVX: bool>(
     p: &[[f32; BLOCK]; G],
     n: usize,
     value: impl Fn(usize) -> &'a [f32],
     d_v: usize,
     out: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX && G % 4 == 0 && d_v % 16 == 0 {
+        let rows: [&[f32]; BLOCK] = std::array::from_fn(|jj| if jj < n { value(jj) } else { &[] });
+        // SAFETY: `AVX` is only set on the path entered after detecting AVX2 and FMA.
+        return unsafe { avx2::accumulate::<G>(p, &rows[..n], d_v, out) };
+    }
     if G < 4 {
         // Few queries: independent chains come from the value lanes instead.
         for jj in 0..n {
@@ -391,6 +415,104 @@ fn accumulate<'a, const G: usize>(
             let v = value(jj)[i];
             for r in 0..G {
                 out[r * d_v + i] = v.mul_add(p[r][jj], out[r * d_v + i]);
+            }
+        }
+    }
+}
+
+/// The two inner loops with explicit AVX2/FMA intrinsics: eight 8-lane accumulators in
+/// registers, six loads per eight multiply-adds, nothing else in the loop.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::BLOCK;
+
+    /// Sum of the 8 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_hadd_ps(s, s);
+        _mm_cvtss_f32(_mm_hadd_ps(s, s))
+    }
+
+    /// As [`super::dots_pair`], for `G` a multiple of 4.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dots_pair<const G: usize>(
+        q: &[f32],
+        d_k: usize,
+        k0: &[f32],
+        k1: &[f32],
+    ) -> ([f32; G], [f32; G]) {
+        assert!(G % 4 == 0 && q.len() >= G * d_k && k0.len() >= d_k && k1.len() >= d_k);
+        let chunks = d_k / 8;
+        let (mut r0, mut r1) = ([0.0f32; G], [0.0f32; G]);
+        for h0 in (0..G).step_by(4) {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            // SAFETY (loads): rows h0..h0+4 of `q` and the first `chunks * 8 <= d_k` lanes of
+            // both keys are in bounds by the assertion above.
+            let qp = q.as_ptr().add(h0 * d_k);
+            for c in 0..chunks {
+                let a = _mm256_loadu_ps(k0.as_ptr().add(c * 8));
+                let b = _mm256_loadu_ps(k1.as_ptr().add(c * 8));
+                for h in 0..4 {
+                    let qc = _mm256_loadu_ps(qp.add(h * d_k + c * 8));
+                    acc[2 * h] = _mm256_fmadd_ps(qc, a, acc[2 * h]);
+                    acc[2 * h + 1] = _mm256_fmadd_ps(qc, b, acc[2 * h + 1]);
+                }
+            }
+            for h in 0..4 {
+                let (mut s0, mut s1) = (hsum(acc[2 * h]), hsum(acc[2 * h + 1]));
+                for i in chunks * 8..d_k {
+                    s0 = q[(h0 + h) * d_k + i].mul_add(k0[i], s0);
+                    s1 = q[(h0 + h) * d_k + i].mul_add(k1[i], s1);
+                }
+                r0[h0 + h] = s0;
+                r1[h0 + h] = s1;
+            }
+        }
+        (r0, r1)
+    }
+
+    /// As [`super::accumulate`], for `G` a multiple of 4 and `d_v` a multiple of 16: four
+    /// queries by two 8-lane chunks of the value rows per pass over the block.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn accumulate<const G: usize>(
+        p: &[[f32; BLOCK]; G],
+        rows: &[&[f32]],
+        d_v: usize,
+        out: &mut [f32],
+    ) {
+        assert!(G % 4 == 0 && d_v % 16 == 0 && out.len() >= G * d_v && rows.len() <= BLOCK);
+        assert!(rows.iter().all(|r| r.len() >= d_v));
+        // SAFETY (loads/stores): `c * 8 + 16 <= d_v` lanes of every row and of the outputs
+        // of queries `h0..h0 + 4 <= G`, and `jj < rows.len() <= BLOCK`, by the assertions.
+        let o = out.as_mut_ptr();
+        for h0 in (0..G).step_by(4) {
+            for c in (0..d_v / 8).step_by(2) {
+                let mut acc = [_mm256_setzero_ps(); 8];
+                for h in 0..4 {
+                    for k in 0..2 {
+                        acc[2 * h + k] = _mm256_loadu_ps(o.add((h0 + h) * d_v + (c + k) * 8));
+                    }
+                }
+                for (jj, row) in rows.iter().enumerate() {
+                    let v0 = _mm256_loadu_ps(row.as_ptr().add(c * 8));
+                    let v1 = _mm256_loadu_ps(row.as_ptr().add(c * 8 + 8));
+                    for h in 0..4 {
+                        let w = _mm256_set1_ps(*p.get_unchecked(h0 + h).get_unchecked(jj));
+                        acc[2 * h] = _mm256_fmadd_ps(v0, w, acc[2 * h]);
+                        acc[2 * h + 1] = _mm256_fmadd_ps(v1, w, acc[2 * h + 1]);
+                    }
+                }
+                for h in 0..4 {
+                    for k in 0..2 {
+                        _mm256_storeu_ps(o.add((h0 + h) * d_v + (c + k) * 8), acc[2 * h + k]);
+                    }
+                }
             }
         }
     }
