@@ -157,7 +157,8 @@ fn plot_decode(json: &Path, out: &Path) -> anyhow::Result<()> {
             x_label: "prefix + target length",
             y_label: "ms / token",
             log_x: true,
-            log_y: true,
+            // One beam's times span less than a decade: a log axis would have no labels.
+            log_y: false,
             legend: SeriesLabelPosition::UpperLeft,
         };
         line_chart(&time, &chart, &series(&|p| p.step_ms))?;
@@ -166,6 +167,7 @@ fn plot_decode(json: &Path, out: &Path) -> anyhow::Result<()> {
         let chart = Chart {
             title: &title,
             y_label: "MiB",
+            log_y: true,
             ..chart
         };
         line_chart(&mem, &chart, &series(&|p| p.cache_bytes as f64 / 1048576.0))?;

@@ -319,16 +319,24 @@ fn dots_pair<const G: usize>(
             }
         }
         for h in 0..4 {
-            let (mut s0, mut s1): (f32, f32) = (acc[h][0].iter().sum(), acc[h][1].iter().sum());
-            for i in chunks * 8..d_k {
-                s0 = q[(h0 + h) * d_k + i].mul_add(k0[i], s0);
-                s1 = q[(h0 + h) * d_k + i].mul_add(k1[i], s1);
-            }
-            r0[h0 + h] = s0;
-            r1[h0 + h] = s1;
+            let sums = (acc[h][0].iter().sum(), acc[h][1].iter().sum());
+            let q_row = &q[(h0 + h) * d_k..][..d_k];
+            (r0[h0 + h], r1[h0 + h]) = pair_tail(q_row, k0, k1, chunks * 8, sums);
         }
     }
     (r0, r1)
+}
+
+/// Adds the lanes from `from` on (past the last full 8-lane chunk) to one query row's dots
+/// `sums` with two keys.
+#[inline(always)]
+fn pair_tail(q_row: &[f32], k0: &[f32], k1: &[f32], from: usize, sums: (f32, f32)) -> (f32, f32) {
+    let (mut s0, mut s1) = sums;
+    for i in from..q_row.len() {
+        s0 = q_row[i].mul_add(k0[i], s0);
+        s1 = q_row[i].mul_add(k1[i], s1);
+    }
+    (s0, s1)
 }
 
 /// `out[r] += Σ_jj p[r][jj] * value(jj)` for the block's `n` rows, 8 value lanes of every
@@ -464,13 +472,9 @@ mod avx2 {
                 }
             }
             for h in 0..4 {
-                let (mut s0, mut s1) = (hsum(acc[2 * h]), hsum(acc[2 * h + 1]));
-                for i in chunks * 8..d_k {
-                    s0 = q[(h0 + h) * d_k + i].mul_add(k0[i], s0);
-                    s1 = q[(h0 + h) * d_k + i].mul_add(k1[i], s1);
-                }
-                r0[h0 + h] = s0;
-                r1[h0 + h] = s1;
+                let sums = (hsum(acc[2 * h]), hsum(acc[2 * h + 1]));
+                let q_row = &q[(h0 + h) * d_k..][..d_k];
+                (r0[h0 + h], r1[h0 + h]) = super::pair_tail(q_row, k0, k1, chunks * 8, sums);
             }
         }
         (r0, r1)
