@@ -10,7 +10,8 @@ BIN=${BIN:-target/release/mtla-st}
 OUT=${OUT:-experiments/gpu/results}
 mkdir -p "$OUT"
 start=$(date +%s)
-left() { echo $(( ${BUDGET_S:-450} - ($(date +%s) - start) )); }
+# Seconds left of the budget, at least 1 (timeout rejects 0 and negative values).
+left() { local l=$(( ${BUDGET_S:-450} - ($(date +%s) - start) )); echo $(( l > 1 ? l : 1 )); }
 
 # What ran: GPU, driver, precision (all f32), binary version.
 {
@@ -19,6 +20,8 @@ left() { echo $(( ${BUDGET_S:-450} - ($(date +%s) - start) )); }
   echo "  \"binary\": \"$("$BIN" --version 2>/dev/null)\","
   echo "  \"precision\": \"f32\","
   echo "  \"gpu\": \"$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)\","
+  echo "  \"cuda\": \"$(nvidia-smi 2>/dev/null | grep -o 'CUDA Version: [0-9.]*' | head -1)\","
+  echo "  \"commit\": \"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\","
   echo "  \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\""
   echo "}"
 } > "$OUT/environment.json"
