@@ -2,18 +2,4 @@
 # Experiment 2: MHA, MLA and MTLA (s = 2, 4) trained with identical settings on the offline
 # Debian En-De corpus, evaluated with beam search on its test split.
 #   CORPUS=DIR bash experiments/st_quality/run.sh      (builds the corpus there if missing)
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-CORPUS=${CORPUS:-$HOME/corpora/debian-en-de-5k}
-BIN=${BIN:-target/release/mtla-st}
-VARIANTS=${VARIANTS:-mha,mla,mtla2,mtla4}
-[ -x "$BIN" ] || cargo build --release -p mtla-st
-if [ ! -f "$CORPUS/train.tsv" ]; then
-  # 4000 / 500 / 500 utterances, ~5 h of audio; ~16 min on 2 cores (TTS packages needed, see data/README.md).
-  "$BIN" corpus build --out "$CORPUS" --n 5000 --n-dev 500 --n-test 500 --jobs 2
-fi
-"$BIN" compare --config experiments/st_quality/config.toml --variants "$VARIANTS" \
-  --out runs/st_quality --average-best 5 \
-  --set "data.train=\"$CORPUS/train.tsv\"" --set "data.valid=\"$CORPUS/dev.tsv\"" --set "data.test=\"$CORPUS/test.tsv\"" \
-  | tee experiments/st_quality/comparison.md
-cp runs/st_quality/comparison.json experiments/st_quality/results.json
+exec bash "$(dirname "$0")/../compare.sh" st_quality mha,mla,mtla2,mtla4
