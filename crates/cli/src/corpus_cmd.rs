@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use learner::data::corpus::{build_corpus, AudioFormat, CorpusOptions, Engine, Selection};
+use data::corpus::{build_corpus, AudioFormat, CorpusOptions, Engine, Selection};
 
 use crate::prepare_cmd::print_issues;
 
@@ -70,7 +70,7 @@ pub struct CorpusBuildArgs {
     #[arg(long)]
     pub install_tools: bool,
     /// Dropped utterances listed individually.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = data::SHOW_ISSUES)]
     pub show_issues: usize,
     #[arg(long)]
     pub quiet: bool,
@@ -126,7 +126,7 @@ pub fn run(cmd: CorpusCommand) -> anyhow::Result<()> {
             };
             let report = build_corpus(&opts)
                 .with_context(|| format!("building the corpus in {}", args.out.display()))?;
-            print_issues(&report.issues.issues, args.show_issues);
+            print_issues(&report.issues, args.show_issues);
             eprintln!("{report}");
             Ok(())
         }

@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use learner::data::{
-    bench_loader, BadRows, BatchConfig, DatasetOptions, LoaderBenchOptions, TargetSide,
-};
+use data::{bench_loader, BadRows, BatchConfig, DatasetOptions, LoaderBenchOptions, TargetSide};
 
 #[derive(Debug, clap::Args)]
 pub struct LoaderBenchArgs {

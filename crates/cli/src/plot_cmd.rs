@@ -179,6 +179,8 @@ fn plot_decode(json: &Path, out: &Path) -> anyhow::Result<()> {
 fn plot_curves(runs: &Path, out: &Path) -> anyhow::Result<()> {
     let mut loss = Vec::new();
     let mut accuracy = Vec::new();
+    let mut gain = Vec::new();
+    let mut ctc_wer = Vec::new();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
         .with_context(|| format!("reading {}", runs.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -211,13 +213,10 @@ fn plot_curves(runs: &Path, out: &Path) -> anyhow::Result<()> {
             })
             .collect();
         loss.push((name.clone(), smoothed));
-        accuracy.push((
-            name,
-            get("valid_accuracy")
-                .into_iter()
-                .map(|(u, a)| (u, 100.0 * a))
-                .collect(),
-        ));
+        let percent = |key| get(key).into_iter().map(|(u, a)| (u, 100.0 * a)).collect();
+        accuracy.push((name.clone(), percent("valid_accuracy")));
+        gain.push((name.clone(), get("audio_gain")));
+        ctc_wer.push((name, percent("ctc_wer")));
     }
     std::fs::create_dir_all(out)?;
     let chart = Chart {
@@ -236,9 +235,28 @@ fn plot_curves(runs: &Path, out: &Path) -> anyhow::Result<()> {
         ..chart
     };
     line_chart(&out.join("valid_accuracy.svg"), &chart, &accuracy)?;
-    eprintln!(
-        "wrote {}/train_loss.svg and valid_accuracy.svg",
-        out.display()
-    );
+    let mut wrote = vec!["train_loss.svg", "valid_accuracy.svg"];
+    // Whether the models listen: only where the runs logged it.
+    if gain.iter().any(|(_, s)| !s.is_empty()) {
+        let chart = Chart {
+            title: "audio gain: dev NLL on swapped audio minus on real audio (0 = not listening)",
+            y_label: "bits/token",
+            legend: SeriesLabelPosition::UpperLeft,
+            ..chart
+        };
+        line_chart(&out.join("audio_gain.svg"), &chart, &gain)?;
+        wrote.push("audio_gain.svg");
+    }
+    if ctc_wer.iter().any(|(_, s)| !s.is_empty()) {
+        let chart = Chart {
+            title: "dev greedy CTC WER",
+            y_label: "%",
+            legend: SeriesLabelPosition::UpperRight,
+            ..chart
+        };
+        line_chart(&out.join("ctc_wer.svg"), &chart, &ctc_wer)?;
+        wrote.push("ctc_wer.svg");
+    }
+    eprintln!("wrote {} in {}", wrote.join(", "), out.display());
     Ok(())
 }

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use learner::data::mustc::prepare_mustc;
-use learner::data::prepare::{prepare_wav_dir, MAX_FRAMES, MIN_FRAMES};
-use learner::data::{
-    BadRows, Manifest, PrepareOptions, PrepareReport, RowIssue, TargetSide, Tokenizer,
+use data::mustc::prepare_mustc;
+use data::prepare::{prepare_wav_dir, MAX_FRAMES, MIN_FRAMES};
+use data::{
+    BadRows, IssueLog, Manifest, PrepareOptions, PrepareReport, TargetSide, Tokenizer, SHOW_ISSUES,
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -43,7 +43,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub resample: bool,
     /// Bad rows listed individually (the rest are only counted).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = SHOW_ISSUES)]
     pub show_issues: usize,
     /// No progress output.
     #[arg(long)]
@@ -151,23 +151,20 @@ pub fn run(cmd: PrepareCommand) -> anyhow::Result<()> {
 }
 
 fn print_report(report: &PrepareReport, show: usize) {
-    print_issues(&report.issues.issues, show);
+    print_issues(&report.issues, show);
     eprintln!("{report}");
 }
 
 /// Lists the first `show` issues, then how many more there are.
-pub fn print_issues(issues: &[RowIssue], show: usize) {
-    for issue in issues.iter().take(show) {
-        eprintln!("  dropped {issue}");
-    }
-    if issues.len() > show {
-        eprintln!("  ... and {} more", issues.len() - show);
+pub fn print_issues(issues: &IssueLog, show: usize) {
+    if !issues.is_empty() {
+        eprintln!("{}", issues.listing(show));
     }
 }
 
 fn train_tokenizer(args: &TokenizerArgs) -> anyhow::Result<()> {
     let manifest = Manifest::read(&args.manifest, BadRows::Skip)?;
-    print_issues(&manifest.issues.issues, 20);
+    print_issues(&manifest.issues, SHOW_ISSUES);
     let side = if args.transcripts {
         TargetSide::Transcript
     } else {

@@ -1,12 +1,12 @@
 //! `mtla-st score --hyp FILE --ref FILE [--ref FILE ...]`: corpus BLEU, chrF, chrF++
 //! (sacreBLEU 2.6.0 defaults, all references) and WER, lower-cased/no-punctuation WER and CER
 //! (jiwer 4.0.0, first reference) of a hypothesis file, printed as one JSON object on stdout
-//! (the `learner::metrics::QualityReport`; an undefined WER/CER is `null`). A one-line summary
+//! (the `metrics::QualityReport`; an undefined WER/CER is `null`). A one-line summary
 //! goes to stderr.
 
 use std::path::PathBuf;
 
-use learner::metrics::{score_files, QualityReport};
+use metrics::{score_files, QualityReport};
 
 /// Arguments of `mtla-st score`.
 #[derive(Debug, clap::Args)]

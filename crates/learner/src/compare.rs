@@ -26,6 +26,10 @@ pub struct CompareRow {
     /// how well a variant learned than BLEU when the corpus is small.
     pub best_valid_accuracy: Option<f64>,
     pub best_valid_loss: Option<f64>,
+    /// Does the best checkpoint listen: its audio gain (bits/token, ≈ 0 when the decoder ignores
+    /// the audio) and greedy CTC WER on the dev set.
+    pub best_audio_gain: Option<f64>,
+    pub best_ctc_wer: Option<f64>,
     pub eval: EvalReport,
 }
 
@@ -106,6 +110,8 @@ pub fn compare<B: AutodiffBackend>(
             train_minutes: state.elapsed_s / 60.0,
             best_valid_accuracy: state.best.first().map(|k| k.valid_accuracy),
             best_valid_loss: state.best.first().map(|k| k.valid_loss),
+            best_audio_gain: state.best.first().and_then(|k| k.audio_gain),
+            best_ctc_wer: state.best.first().and_then(|k| k.ctc_wer),
             eval,
         });
     }
@@ -143,8 +149,8 @@ impl Comparison {
     pub fn table(&self) -> String {
         let base = self.rows.iter().find(|r| r.variant == "mha");
         let mut out = String::from(
-            "| variant | params | dev acc % | dev loss | BLEU | chrF | WER % | decode s | tokens/s | peak KV cache MB | speed-up vs MHA | KV memory reduction vs MHA | updates | train min |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+"| variant | params | dev acc % | dev loss bits/token | dev audio gain bits/token | dev greedy CTC WER % | BLEU | chrF | WER % | decode s | tokens/s | peak KV cache MB | speed-up vs MHA | KV memory reduction vs MHA | updates | train min |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for r in &self.rows {
             let e = &r.eval.efficiency;
@@ -155,12 +161,14 @@ impl Comparison {
                 })
             };
             out.push_str(&format!(
-                "| {} | {:.2}M | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.0} | {:.2} | {} | {} | {} | {:.1} |\n",
+                "| {} | {:.2}M | {} | {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.0} | {:.2} | {} | {} | {} | {:.1} |\n",
                 r.variant,
                 r.parameters as f64 / 1e6,
                 r.best_valid_accuracy
                     .map_or("-".into(), |a| format!("{:.2}", 100.0 * a)),
                 r.best_valid_loss.map_or("-".into(), |l| format!("{l:.3}")),
+                r.best_audio_gain.map_or("-".into(), |g| format!("{g:.3}")),
+                r.best_ctc_wer.map_or("-".into(), |w| format!("{:.1}", 100.0 * w)),
                 q.bleu.score,
                 q.chrf.score,
                 q.wer.as_ref().map_or("-".into(), |w| format!("{:.1}", 100.0 * w.wer)),

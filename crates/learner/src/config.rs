@@ -8,9 +8,9 @@ use fbank::SpecAugment;
 use serde::{Deserialize, Serialize};
 use st_model::ModelConfig;
 
-use crate::data::{BatchConfig, TargetSide};
 use crate::decode::BeamConfig;
 use crate::error::{LearnerError, Result};
+use data::{BatchConfig, TargetSide};
 
 /// Which text the model learns to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,11 +7,11 @@ pub enum LearnerError {
     #[error("invalid config: {0}")]
     Config(String),
     #[error(transparent)]
-    Data(#[from] crate::data::DataError),
+    Data(#[from] data::DataError),
     #[error(transparent)]
     Model(#[from] st_model::ModelError),
     #[error(transparent)]
-    Metrics(#[from] crate::metrics::MetricsError),
+    Metrics(#[from] metrics::MetricsError),
     #[error("{path}: {reason}")]
     Io { path: PathBuf, reason: String },
     #[error("{0}")]

@@ -9,12 +9,12 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::config::{EvalConfig, ExperimentConfig, Task};
-use crate::data::progress::Progress;
-use crate::data::{Dataset, DatasetOptions, Tokenizer};
 use crate::decode::{beam_search, CachedScorer, SpecialTokens};
 use crate::error::{LearnerError, Result};
-use crate::metrics::{score_lines, QualityReport};
 use crate::train::batch::{to_tensors, Specials};
+use data::progress::Progress;
+use data::{Dataset, DatasetOptions, Tokenizer, SHOW_ISSUES};
+use metrics::{score_lines, QualityReport};
 
 /// What `mtla-st eval` was asked to do.
 #[derive(Debug, Clone)]
@@ -103,11 +103,16 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         &opts.feature_cache,
         &DatasetOptions {
             progress: opts.progress,
+            side: Some(opts.task.side()),
             ..DatasetOptions::default()
         },
     )?;
     if !dataset.issues().is_empty() {
-        eprintln!("{}", dataset.issues().summary());
+        eprintln!(
+            "{}: {}",
+            opts.manifest.display(),
+            dataset.issues().report(SHOW_ISSUES)
+        );
     }
     let side = opts.task.side();
     let batching = ExperimentConfig::default()

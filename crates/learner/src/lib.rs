@@ -1,11 +1,10 @@
-//! Data, training, beam search and evaluation for MTLA speech translation.
+//! Training, beam search and evaluation for MTLA speech translation, on the data of the
+//! `data` crate and the scores of the `metrics` crate.
 
 pub mod average;
 pub mod compare;
 pub mod config;
-pub mod data;
 pub mod decode;
 pub mod error;
 pub mod eval;
-pub mod metrics;
 pub mod train;

@@ -88,7 +88,9 @@ pub struct ModelConfig {
     pub dropout: f64,
     pub encoder: EncoderConfig,
     pub decoder: DecoderConfig,
-    /// Weight of the CTC loss on the encoder (0 = no CTC head), as the authors' ASR recipes.
+    /// Weight λ of the CTC loss on the encoder (0 = no CTC head): the objective is
+    /// `(1 - λ) · decoder + λ · CTC` (ESPnet's `mtlalpha`); λ = 1 trains the encoder alone,
+    /// the CTC pretraining stage.
     pub ctc_weight: f64,
     /// Initialise the encoder (subsampler, layers, final norm) from this checkpoint, e.g. an
     /// ASR model, as the paper does.

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use burn::prelude::*;
 use fbank::SpecAugment;
 
-use crate::data::batcher::mix;
-use crate::data::{Batch, BatchConfig, Dataset, TargetSide, Tokenizer};
 use crate::error::Result;
+use data::batcher::mix;
+use data::{Batch, BatchConfig, Dataset, TargetSide, Tokenizer};
 
 /// A training/validation batch on a device.
 #[derive(Debug, Clone)]
@@ -24,6 +24,8 @@ pub struct TrainBatch<B: Backend> {
     pub lengths: Vec<usize>,
     /// Target tokens to predict (EOS included), for loss normalisation.
     pub ntokens: usize,
+    /// Each row's reference text, as in the manifest.
+    pub texts: Vec<String>,
 }
 
 /// Token ids the batches are built with.
@@ -74,6 +76,7 @@ pub fn to_tensors<B: Backend>(
         targets: Tensor::<B, 1, Int>::from_ints(targets.as_slice(), device).reshape([n, s]),
         ntokens: lengths.iter().sum(),
         lengths,
+        texts: batch.target_texts.clone(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod clip;
+pub mod listening;
 pub mod loss;
 pub mod renderer;
 pub mod schedule;

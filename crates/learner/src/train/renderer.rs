@@ -3,6 +3,7 @@
 //! current values. In a terminal, burn-train's TUI dashboard is used instead.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use burn::train::metric::{MetricDefinition, MetricId};
@@ -11,9 +12,14 @@ use burn::train::renderer::{
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
 
+/// Which validation is running, e.g. `update 400 (end of epoch 3)`: set by the training loop,
+/// printed by the renderer (burn-train only knows an epoch counter).
+pub type ValidLabel = Arc<Mutex<String>>;
+
 /// Prints throttled progress lines to stderr.
 pub struct PlainRenderer {
     names: HashMap<MetricId, String>,
+    valid_label: ValidLabel,
     train: Vec<(MetricId, String)>,
     valid: Vec<(MetricId, String)>,
     last: Instant,
@@ -21,9 +27,10 @@ pub struct PlainRenderer {
 }
 
 impl PlainRenderer {
-    pub fn new(every: Duration) -> Self {
+    pub fn new(every: Duration, valid_label: ValidLabel) -> Self {
         Self {
             names: HashMap::new(),
+            valid_label,
             train: Vec::new(),
             valid: Vec::new(),
             last: Instant::now(),
@@ -86,8 +93,8 @@ impl MetricsRendererTraining for PlainRenderer {
             .is_some_and(|p| p.items_processed == p.items_total)
         {
             eprintln!(
-                "valid after epoch {} | {}",
-                item.global_progress.items_processed,
+                "valid at {} | {}",
+                self.valid_label.lock().expect("not poisoned"),
                 self.line(&self.valid)
             );
         }
@@ -104,6 +111,13 @@ impl MetricsRenderer for PlainRenderer {
     fn manual_close(&mut self) {}
 
     fn register_metric(&mut self, definition: MetricDefinition) {
-        self.names.insert(definition.metric_id, definition.name);
+        // burn-train's names, with the units this project logs them in.
+        let name = match definition.name.as_str() {
+            "Loss" => "loss (bits/token)".to_string(),
+            "Accuracy" => "accuracy %".to_string(),
+            "Learning Rate" => "lr".to_string(),
+            other => other.to_string(),
+        };
+        self.names.insert(definition.metric_id, name);
     }
 }

@@ -11,8 +11,8 @@ use super::state::CheckpointDir;
 use super::trainee::Trainee;
 use super::trainer::{Run, TrainReport};
 use crate::config::ExperimentConfig;
-use crate::data::{Dataset, DatasetOptions, Tokenizer};
 use crate::error::{LearnerError, Result};
+use data::{Dataset, DatasetOptions, Tokenizer, SHOW_ISSUES};
 
 /// What `mtla-st train` was asked to do.
 #[derive(Debug, Clone)]
@@ -46,11 +46,16 @@ pub fn open_dataset(manifest: &Path, config: &ExperimentConfig, progress: bool) 
     let opts = DatasetOptions {
         resample: config.data.resample,
         progress,
+        side: Some(config.data.task.side()),
         ..DatasetOptions::default()
     };
     let dataset = Dataset::open(manifest, &config.data.feature_cache, &opts)?;
     if !dataset.issues().is_empty() {
-        eprintln!("{}", dataset.issues().summary());
+        eprintln!(
+            "{}: {}",
+            manifest.display(),
+            dataset.issues().report(SHOW_ISSUES)
+        );
     }
     if dataset.is_empty() {
         return Err(LearnerError::Config(format!(
@@ -79,16 +84,6 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: B::Device) -> Resu
         (None, false) => None,
     };
     let config_path = run.join("config.toml");
-    if resume.is_some() {
-        let stored = ExperimentConfig::load(&config_path)?;
-        if stored.model != config.model {
-            return Err(LearnerError::Config(format!(
-                "--resume: the model in {} differs from the one in the given config",
-                config_path.display()
-            )));
-        }
-    }
-
     let train_set = open_dataset(&config.data.train, &config, opts.progress)?;
     let valid_set = open_dataset(&config.data.valid, &config, opts.progress)?;
     let tokenizer = run_tokenizer(&config, run, &train_set)?;
@@ -111,6 +106,16 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: B::Device) -> Resu
             vocab_size: tokenizer.vocab_size(),
             ..config.model
         };
+    }
+    if resume.is_some() {
+        // Compared after the vocabulary adjustment above, which the stored config went through too.
+        let stored = ExperimentConfig::load(&config_path)?;
+        if stored.model != config.model {
+            return Err(LearnerError::Config(format!(
+                "--resume: the model in {} differs from the one in the given config",
+                config_path.display()
+            )));
+        }
     }
     fbank::npy::write_atomic(&config_path, config.to_toml().as_bytes())
         .map_err(|e| LearnerError::io(&config_path, e))?;

@@ -19,7 +19,14 @@ pub struct Kept {
     pub update: usize,
     pub epoch: u64,
     pub valid_accuracy: f64,
+    /// Bits per target token.
     pub valid_loss: f64,
+    /// Decoder NLL on swapped audio minus on the real audio, bits per token (≈ 0: not listening).
+    #[serde(default)]
+    pub audio_gain: Option<f64>,
+    /// Greedy CTC word error rate on the dev set (a fraction), with a CTC head.
+    #[serde(default)]
+    pub ctc_wer: Option<f64>,
     /// File name under `checkpoints/`.
     pub file: String,
 }
@@ -158,6 +165,8 @@ mod tests {
             epoch: 1,
             valid_accuracy: acc,
             valid_loss: 1.0,
+            audio_gain: None,
+            ctc_wer: None,
             file: format!("{}.safetensors", CheckpointDir::stem(update)),
         }
     }

@@ -1,5 +1,6 @@
-//! The model as burn-train sees it: a [`SpeechModel`] with its training objective
-//! (label-smoothed cross entropy, plus `ctc_weight` x CTC on the encoder when it has a CTC head).
+//! The model as burn-train sees it: a [`SpeechModel`] with its training objective,
+//! `(1 - λ) · label-smoothed cross entropy + λ · CTC` with `λ = ctc_weight` when the encoder has a
+//! CTC head (the decoder loss alone otherwise).
 
 use burn::nn::loss::CTCLossConfig;
 use burn::prelude::*;
@@ -24,8 +25,25 @@ pub struct Trainee<B: Backend> {
 pub struct Objective<B: Backend> {
     /// Summed objective over the batch's target tokens, `[1]` (to be normalised by the caller).
     pub loss: Tensor<B, 1>,
+    /// The decoder's label-smoothed loss, NLL and correct tokens (unweighted sums).
     pub sums: LossSums<B>,
+    /// Summed CTC loss of the encoder (unweighted), when the model has a CTC head.
+    pub ctc: Option<Tensor<B, 1>>,
     pub logits: Tensor<B, 3>,
+    /// CTC log-probabilities `[batch, frames', vocab]` and their lengths, for greedy decoding.
+    pub ctc_log_probs: Option<Tensor<B, 3>>,
+    pub encoder_lengths: Vec<usize>,
+}
+
+impl<B: Backend> Objective<B> {
+    /// What burn-train's metrics see: the loss in bits per target token (fairseq's base 2, the
+    /// one unit of every log and table), the logits and the targets.
+    pub fn metric_output(self, batch: &TrainBatch<B>) -> SequenceOutput<B> {
+        let bits = self
+            .loss
+            .div_scalar(batch.ntokens as f64 * std::f64::consts::LN_2);
+        SequenceOutput::new(bits, self.logits, None, batch.targets.clone())
+    }
 }
 
 impl<B: Backend> Trainee<B> {
@@ -43,17 +61,26 @@ impl<B: Backend> Trainee<B> {
             self.pad as u32,
             self.label_smoothing,
         );
-        let mut loss = sums.loss.clone();
-        if let (Some(ctc_log_probs), true) = (out.ctc_log_probs, self.ctc_weight > 0.0) {
-            loss = loss
-                + self
-                    .ctc(ctc_log_probs, batch, &out.encoder_lengths)
-                    .mul_scalar(self.ctc_weight);
-        }
+        let ctc = out
+            .ctc_log_probs
+            .clone()
+            .filter(|_| self.ctc_weight > 0.0)
+            .map(|lp| self.ctc(lp, batch, &out.encoder_lengths));
+        let loss = match &ctc {
+            Some(ctc) => sums
+                .loss
+                .clone()
+                .mul_scalar(1.0 - self.ctc_weight)
+                .add(ctc.clone().mul_scalar(self.ctc_weight)),
+            None => sums.loss.clone(),
+        };
         Ok(Objective {
             loss,
             sums,
+            ctc,
             logits: out.logits,
+            ctc_log_probs: out.ctc_log_probs,
+            encoder_lengths: out.encoder_lengths,
         })
     }
 
@@ -86,17 +113,15 @@ impl<B: Backend> Trainee<B> {
         .sum()
     }
 
-    /// burn-train's view of one batch: mean loss per target token, logits, targets.
+    /// burn-train's view of one batch: mean loss per target token (nats, to differentiate),
+    /// and the metrics' output.
     pub fn sequence_output(
         &self,
         batch: &TrainBatch<B>,
     ) -> Result<(Tensor<B, 1>, SequenceOutput<B>)> {
         let objective = self.objective(batch)?;
-        let mean = objective.loss.div_scalar(batch.ntokens as f64);
-        Ok((
-            mean.clone(),
-            SequenceOutput::new(mean, objective.logits, None, batch.targets.clone()),
-        ))
+        let mean = objective.loss.clone().div_scalar(batch.ntokens as f64);
+        Ok((mean, objective.metric_output(batch)))
     }
 }
 

@@ -27,8 +27,12 @@ use burn::train::{
 };
 use serde::Serialize;
 
+use data::batcher::mix;
+
 use super::batch::{BatchSource, TrainBatch};
 use super::clip::clip_global_norm;
+use super::listening::{greedy_ctc, swap_audio, Validation};
+use super::renderer::ValidLabel;
 use super::schedule::InverseSqrt;
 use super::state::{update_best, CheckpointDir, Kept, RunState};
 use super::trainee::Trainee;
@@ -115,6 +119,7 @@ pub struct Run<B: AutodiffBackend> {
     pub device: B::Device,
     pub resume: Option<RunState>,
     outcome: Mutex<Option<Result<TrainReport>>>,
+    valid_label: ValidLabel,
 }
 
 impl<B: AutodiffBackend> Run<B> {
@@ -134,6 +139,7 @@ impl<B: AutodiffBackend> Run<B> {
             device,
             resume,
             outcome: Mutex::new(None),
+            valid_label: ValidLabel::default(),
         }
     }
 
@@ -179,6 +185,7 @@ impl<B: AutodiffBackend> Run<B> {
         } else {
             training.renderer(super::renderer::PlainRenderer::new(
                 std::time::Duration::from_secs(10),
+                run.valid_label.clone(),
             ))
         };
         let result = training.launch(Learner::new(model, optimizer, run.config.train.lr));
@@ -200,30 +207,62 @@ impl<B: AutodiffBackend> Run<B> {
         }
     }
 
-    /// Validation loss per target token (bits) and token accuracy, reported to burn-train too.
+    /// Validation: the objective and token accuracy (reported to burn-train too), the CTC loss,
+    /// the audio gain and the greedy CTC WER (see [`listening`](super::listening)).
     fn validate(
         &self,
         model: &Trainee<B::InnerBackend>,
         epoch: u64,
         processor: &mut SupervisedTrainingEventProcessor<Components<B>>,
-    ) -> Result<(f64, f64)> {
+    ) -> Result<Validation> {
+        let scalar = |t: Tensor<B::InnerBackend, 1>| t.into_scalar().elem::<f64>();
+        let bits = |sum: f64, n: usize| sum / n.max(1) as f64 / std::f64::consts::LN_2;
         let batches = self.valid.epoch(0);
-        let (mut loss, mut correct, mut tokens) = (0.0f64, 0.0f64, 0usize);
+        let (mut loss, mut correct, mut ctc, mut tokens) = (0.0f64, 0.0f64, None, 0usize);
+        // Decoder NLL on real and on swapped audio, over the batches that can swap.
+        let (mut real_nll, mut swapped_nll, mut swapped_tokens) = (0.0f64, 0.0f64, 0usize);
+        let (mut hyps, mut refs) = (Vec::new(), Vec::new());
+        let blank = self.valid.tokenizer.pad_id();
+        let label = self.valid_label.lock().expect("not poisoned").clone();
+        let mut result = None;
         for (i, indices) in batches.iter().enumerate() {
             let batch = self
                 .valid
                 .load::<B::InnerBackend>(indices, 0, &self.device)?;
             let objective = model.objective(&batch)?;
-            loss += objective.loss.clone().into_scalar().elem::<f64>();
+            loss += scalar(objective.loss.clone());
             correct += objective.sums.correct.clone().into_scalar().elem::<f64>();
+            if let Some(c) = objective.ctc.clone() {
+                *ctc.get_or_insert(0.0) += scalar(c);
+            }
             tokens += batch.ntokens;
-            let mean = objective.loss.div_scalar(batch.ntokens as f64);
-            let item = burn::train::SequenceOutput::new(
-                mean,
-                objective.logits,
-                None,
-                batch.targets.clone(),
-            );
+            if let Some(swapped) = swap_audio(&batch) {
+                real_nll += scalar(objective.sums.nll.clone());
+                swapped_nll += scalar(model.objective(&swapped)?.sums.nll);
+                swapped_tokens += batch.ntokens;
+            }
+            if let Some(lp) = objective.ctc_log_probs.clone() {
+                for ids in greedy_ctc(lp, &objective.encoder_lengths, blank) {
+                    hyps.push(self.valid.tokenizer.decode(&ids));
+                }
+                refs.extend(batch.texts.iter().cloned());
+            }
+            if i + 1 == batches.len() {
+                // The renderer prints the label with the last item: the figures go in first.
+                let v = Validation {
+                    loss: bits(loss, tokens),
+                    accuracy: correct / tokens.max(1) as f64,
+                    ctc_loss: ctc.map(|c| bits(c, tokens)),
+                    audio_gain: (swapped_tokens > 0)
+                        .then(|| bits(swapped_nll - real_nll, swapped_tokens)),
+                    ctc_wer: (!refs.is_empty())
+                        .then(|| metrics::corpus_wer(&hyps, &refs).ok().map(|w| w.wer))
+                        .flatten(),
+                };
+                *self.valid_label.lock().expect("not poisoned") = format!("{label}{}", v.extras());
+                result = Some(v);
+            }
+            let item = objective.metric_output(&batch);
             processor.process_valid(LearnerEvent::ProcessedItem(TrainingItem::new(
                 item,
                 Progress::new(i + 1, batches.len()),
@@ -233,8 +272,7 @@ impl<B: AutodiffBackend> Run<B> {
             )));
         }
         processor.process_valid(LearnerEvent::EndEpoch(epoch as usize));
-        let tokens = tokens.max(1) as f64;
-        Ok((loss / tokens / std::f64::consts::LN_2, correct / tokens))
+        result.ok_or_else(|| LearnerError::Training("the validation set has no batch".into()))
     }
 
     /// Saves the weights (safetensors), the model and optimizer records, then commits the state.
@@ -244,7 +282,7 @@ impl<B: AutodiffBackend> Run<B> {
         model: &Trainee<B>,
         optim: &Optim<B>,
         state: &mut RunState,
-        valid: (f64, f64),
+        valid: Validation,
     ) -> Result<()> {
         let stem = CheckpointDir::stem(state.updates);
         let file = format!("{stem}.safetensors");
@@ -269,8 +307,10 @@ impl<B: AutodiffBackend> Run<B> {
         let kept = Kept {
             update: state.updates,
             epoch: state.epoch,
-            valid_accuracy: valid.1,
-            valid_loss: valid.0,
+            valid_accuracy: valid.accuracy,
+            valid_loss: valid.loss,
+            audio_gain: valid.audio_gain,
+            ctc_wer: valid.ctc_wer,
             file,
         };
         update_best(
@@ -316,6 +356,8 @@ impl<B: AutodiffBackend> Run<B> {
         }
         // One JSON line per update and per validation; losses in bits per token (fairseq's base 2).
         let log_path = self.dir.join("train_log.jsonl");
+        // Lines logged after the checkpoint a resumed run starts from belong to a discarded past.
+        truncate_log(&log_path, state.updates)?;
         let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -351,9 +393,13 @@ impl<B: AutodiffBackend> Run<B> {
                     .train
                     .target_tokens(&batches[first..end].concat())?
                     .max(1) as f64;
-                let (mut loss_sum, mut nll_sum) = (0.0f64, 0.0f64);
+                let (mut loss_sum, mut nll_sum, mut dec_sum) = (0.0f64, 0.0f64, 0.0f64);
+                let mut ctc_sum: Option<f64> = None;
                 let mut items = Vec::with_capacity(end - first);
                 let current = model(slot);
+                // Dropout draws from (seed, update) alone, as fairseq reseeds at every update:
+                // a run resumed from any checkpoint repeats the uninterrupted run bit for bit.
+                B::seed(&self.device, mix(t.seed, state.updates as u64 + 1));
                 for (i, indices) in batches.iter().enumerate().take(end).skip(first) {
                     let batch = self.train.load::<B>(indices, state.epoch, &self.device)?;
                     let objective = current.objective(&batch)?;
@@ -373,15 +419,13 @@ impl<B: AutodiffBackend> Run<B> {
                     }
                     loss_sum += value;
                     nll_sum += objective.sums.nll.clone().into_scalar().elem::<f64>();
+                    dec_sum += objective.sums.loss.clone().into_scalar().elem::<f64>();
+                    if let Some(c) = objective.ctc.clone() {
+                        *ctc_sum.get_or_insert(0.0) += c.into_scalar().elem::<f64>();
+                    }
                     let grads = objective.loss.clone().div_scalar(group_tokens).backward();
                     accumulator.accumulate(&current, GradientsParams::from_grads(grads, &current));
-                    let mean = objective.loss.div_scalar(batch.ntokens as f64);
-                    items.push(burn::train::SequenceOutput::new(
-                        mean,
-                        objective.logits,
-                        None,
-                        batch.targets.clone(),
-                    ));
+                    items.push(objective.metric_output(&batch));
                 }
                 let mut grads = accumulator.grads();
                 let norm = clip_global_norm::<B, _>(&current, &mut grads, t.clip_norm);
@@ -398,10 +442,12 @@ impl<B: AutodiffBackend> Run<B> {
                         Some(lr),
                     )));
                 }
+                // The objective, then its parts: the decoder's label-smoothed loss and NLL, CTC.
+                let bits = |sum: f64| sum / group_tokens / std::f64::consts::LN_2;
                 let line = serde_json::json!({
-                    "update": state.updates, "epoch": state.epoch, "loss": loss_sum / group_tokens / std::f64::consts::LN_2,
-                    "nll": nll_sum / group_tokens / std::f64::consts::LN_2, "lr": lr, "gnorm": norm,
-                    "ntokens": group_tokens, "wall_s": elapsed(),
+                    "update": state.updates, "epoch": state.epoch, "loss": bits(loss_sum),
+                    "dec_loss": bits(dec_sum), "nll": bits(nll_sum), "ctc_loss": ctc_sum.map(bits),
+                    "lr": lr, "gnorm": norm, "ntokens": group_tokens, "wall_s": elapsed(),
                 });
                 writeln!(log, "{line}").map_err(|e| LearnerError::io(&log_path, e))?;
                 let at_interval =
@@ -474,15 +520,47 @@ impl<B: AutodiffBackend> Run<B> {
         log: &mut std::fs::File,
         elapsed: f64,
     ) -> Result<()> {
+        // At an epoch's end the state already points at the next epoch's first batch.
+        *self.valid_label.lock().expect("not poisoned") = if state.next_batch == 0 {
+            format!(
+                "update {} (end of epoch {})",
+                state.updates,
+                state.epoch - 1
+            )
+        } else {
+            format!("update {} (epoch {})", state.updates, state.epoch)
+        };
         let valid = self.validate(&model.valid(), state.epoch, processor)?;
         state.elapsed_s = elapsed;
         self.checkpoint(ckpt, model, optim, state, valid)?;
         let line = serde_json::json!({
-            "update": state.updates, "epoch": state.epoch, "valid_loss": valid.0,
-            "valid_accuracy": valid.1, "wall_s": elapsed,
+            "update": state.updates, "epoch": state.epoch, "valid_loss": valid.loss,
+            "valid_accuracy": valid.accuracy, "valid_ctc_loss": valid.ctc_loss,
+            "audio_gain": valid.audio_gain, "ctc_wer": valid.ctc_wer, "wall_s": elapsed,
         });
         writeln!(log, "{line}").map_err(|e| LearnerError::io(self.dir.join("train_log.jsonl"), e))
     }
+}
+
+/// Keeps the lines of `train_log.jsonl` up to `updates` (all of them when the file is new).
+fn truncate_log(path: &std::path::Path, updates: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["update"].as_u64())
+                .is_none_or(|u| u as usize <= updates)
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect();
+    if kept.len() != text.len() {
+        fbank::npy::write_atomic(path, kept.as_bytes()).map_err(|e| LearnerError::io(path, e))?;
+    }
+    Ok(())
 }
 
 enum Recorded<M, O> {
