@@ -6,6 +6,7 @@ mod backend;
 mod bench_cmd;
 mod compare_cmd;
 mod corpus_cmd;
+mod decode_cmd;
 mod eval_cmd;
 mod fbank_cmd;
 mod loader_bench;
@@ -38,6 +39,10 @@ enum Command {
     Corpus(corpus_cmd::CorpusCommand),
     /// Train a model from an experiment config (resumable with --resume).
     Train(train_cmd::TrainArgs),
+    /// Transcribe English audio files with an ASR model (default: the shipped one).
+    Transcribe(decode_cmd::DecodeArgs),
+    /// Translate English audio files into German text with an ST model (default: the shipped one).
+    Translate(decode_cmd::DecodeArgs),
     /// Decode a manifest with beam search and report BLEU/chrF/WER, speed and memory.
     Eval(eval_cmd::EvalArgs),
     /// Train and evaluate attention variants with identical settings; print the comparison.
@@ -69,6 +74,8 @@ fn main() -> std::process::ExitCode {
         Command::Corpus(cmd) => corpus_cmd::run(cmd).map(|_| true),
         Command::Train(args) => train_cmd::run(args).map(|_| true),
         Command::Eval(args) => eval_cmd::run(args).map(|_| true),
+        Command::Transcribe(args) => decode_cmd::run(args, "asr"),
+        Command::Translate(args) => decode_cmd::run(args, "st"),
         Command::Compare(args) => compare_cmd::run(args).map(|_| true),
         Command::Average(args) => average_cmd::run(args).map(|_| true),
         Command::Score(args) => score_cmd::run(args).map(|_| true),

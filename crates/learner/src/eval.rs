@@ -9,7 +9,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::config::{EvalConfig, ExperimentConfig, Task};
-use crate::decode::{beam_search, CachedScorer, SpecialTokens};
+use crate::decode::{decode_batch, SpecialTokens};
 use crate::error::{LearnerError, Result};
 use crate::train::batch::{to_tensors, Specials};
 use data::progress::Progress;
@@ -120,11 +120,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         .eval_batches(opts.eval.max_frames);
     let batches = dataset.batches(&batching, 0);
     let search = opts.eval.search();
-    let special = SpecialTokens {
-        bos: tokenizer.bos_id(),
-        eos: tokenizer.eos_id(),
-        pad: tokenizer.pad_id(),
-    };
+    let special = SpecialTokens::of(&tokenizer);
     let (mut hyps, mut refs) = (Vec::new(), Vec::new());
     let (mut decode_s, mut tokens, mut peak_cache, mut audio_frames) =
         (0.0, 0usize, 0usize, 0usize);
@@ -135,15 +131,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         B::sync(device)
             .map_err(|e| LearnerError::Training(format!("device sync failed: {e:?}")))?;
         let t0 = Instant::now();
-        let encoded = model.encode(batch.features, &batch.frames)?;
-        let longest = host
-            .frames
-            .iter()
-            .map(|&f| (search.max_len_a * f as f64) as usize + search.max_len_b)
-            .max()
-            .unwrap_or(0);
-        let mut scorer = CachedScorer::new(&model, &encoded, longest + 1)?;
-        let (found, stats) = beam_search(&mut scorer, &host.frames, &search, special)?;
+        let (found, stats) = decode_batch(&model, batch.features, &batch.frames, &search, special)?;
         B::sync(device)
             .map_err(|e| LearnerError::Training(format!("device sync failed: {e:?}")))?;
         decode_s += t0.elapsed().as_secs_f64();

@@ -7,4 +7,5 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod eval;
+pub mod infer;
 pub mod train;

@@ -10,29 +10,13 @@ use std::path::Path;
 use burn::backend::{Autodiff, Flex};
 use learner::config::ExperimentConfig;
 use learner::train::setup::{train, TrainOptions};
-use run_util::{losses, repo};
+use run_util::{losses, tiny_config as config};
 
 type B = Autodiff<Flex>;
 
 /// The CPU backend's random generator is process-wide: tests that train must not interleave
 /// their draws, or "the same seed" would not mean the same stream.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn config(cache: &Path, dropout: f64) -> ExperimentConfig {
-    let mut c = ExperimentConfig::load(&repo().join("configs/small_cpu.toml")).unwrap();
-    c.model.dropout = dropout;
-    c.model.decoder.attention.dropout = dropout;
-    c.model.encoder.layers = 1;
-    c.model.decoder.layers = 1;
-    c.model.vocab_size = 300;
-    c.data.max_sentences = Some(4);
-    c.data.feature_cache = cache.to_path_buf();
-    c.train.max_updates = 4;
-    c.train.warmup_updates = 2;
-    c.train.validate_every_updates = 2;
-    c.train.time_limit_minutes = 0.0;
-    c
-}
 
 fn run(
     config: &ExperimentConfig,

@@ -55,6 +55,10 @@ pub struct DecoderConfig {
     pub style: DecoderStyle,
     /// Heads of the cross-attention (`style = "cross"` only).
     pub cross_heads: usize,
+    /// LayerNorm on the projector output (`style = "prefix"` only). The paper's layout has none
+    /// (`false`); at initialisation its prefix is then several times smaller than the decoder's
+    /// normalised token states, so attention to the audio starts diffuse.
+    pub prefix_norm: bool,
     /// Self-attention: kind (`mha`, `gqa`, `mqa`, `mla`, `mtla`) and its sizes; `d_model` is
     /// always the model's.
     pub attention: AttentionConfig,
@@ -67,6 +71,7 @@ impl Default for DecoderConfig {
             ffn_dim: 2048,
             style: DecoderStyle::Prefix,
             cross_heads: 8,
+            prefix_norm: false,
             attention: AttentionConfig {
                 dropout: 0.15,
                 ..AttentionConfig::paper(AttentionKind::Mtla)

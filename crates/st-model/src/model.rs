@@ -41,7 +41,7 @@ impl<B: Backend> SpeechModel<B> {
         Ok(Self {
             encoder: Encoder::new(config, device),
             projector: (config.decoder.style == DecoderStyle::Prefix)
-                .then(|| Projector::new(config.d_model, device)),
+                .then(|| Projector::new(config.d_model, config.decoder.prefix_norm, device)),
             decoder: Decoder::new(config, device)?,
             ctc: (config.ctc_weight > 0.0)
                 .then(|| LinearConfig::new(config.d_model, config.vocab_size).init(device)),

@@ -40,6 +40,17 @@ pub struct SpecialTokens {
     pub pad: u32,
 }
 
+impl SpecialTokens {
+    /// The tokenizer's BOS, EOS and PAD.
+    pub fn of(tokenizer: &data::Tokenizer) -> Self {
+        Self {
+            bos: tokenizer.bos_id(),
+            eos: tokenizer.eos_id(),
+            pad: tokenizer.pad_id(),
+        }
+    }
+}
+
 /// The best hypothesis of one sentence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hypothesis {

@@ -1,0 +1,70 @@
+//! `mtla-st transcribe FILE...` and `mtla-st translate FILE...`: one line per file
+//! (`FILE<TAB>text`), or one JSON object per line with `--json` (text, seconds, tokens/s). The
+//! shipped models under `models/` are the defaults, so a fresh clone works without training.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::Backend;
+use learner::infer::Inference;
+
+use crate::backend::{run_on, BackendArgs, BackendKind, BackendTask};
+
+/// The models shipped in the repository.
+const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models");
+
+#[derive(Debug, clap::Args)]
+pub struct DecodeArgs {
+    /// Audio files (WAV, FLAC or Ogg Vorbis; any sample rate, resampled to 16 kHz).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// A model folder (model.safetensors, tokenizer.json, config.toml) or a run's checkpoint
+    /// (default: the repository's shipped model for the task).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Beam size (default: the model's eval.beam).
+    #[arg(long)]
+    pub beam: Option<usize>,
+    /// One JSON object per file with the audio and decoding seconds and tokens/s.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+struct Decode {
+    args: DecodeArgs,
+    model: PathBuf,
+}
+
+impl BackendTask for Decode {
+    /// Whether every file was decoded.
+    type Output = bool;
+    fn run<B: Backend>(self, device: B::Device, _: BackendKind) -> anyhow::Result<bool> {
+        let inference = Inference::<B>::load(&self.model, &device)?;
+        let beam = self.args.beam.unwrap_or(inference.config().eval.beam);
+        anyhow::ensure!(beam >= 1, "--beam must be >= 1");
+        let mut all_ok = true;
+        for file in &self.args.files {
+            // A bad file is reported and skipped; the others are still decoded.
+            match inference.decode_file(file, beam) {
+                Ok(d) if self.args.json => println!("{}", serde_json::to_string(&d)?),
+                Ok(d) => println!("{}\t{}", d.file, d.text),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    all_ok = false;
+                }
+            }
+        }
+        Ok(all_ok)
+    }
+}
+
+/// Runs `transcribe` (`task = "asr"`) or `translate` (`task = "st"`).
+pub fn run(args: DecodeArgs, task: &str) -> anyhow::Result<bool> {
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(|| Path::new(MODELS).join(task));
+    let backend = args.backend.clone();
+    run_on(backend.backend, backend.device, Decode { args, model })
+}

@@ -1,0 +1,111 @@
+//! Decoding audio files with a trained model (what `mtla-st transcribe/translate` run): a run's
+//! checkpoint finds its tokenizer and config, any sample rate is resampled, and silence, empty
+//! files, audio longer than the model accepts and a model missing its tokenizer or config are
+//! errors naming the file, while other files still decode.
+
+#[path = "support/run.rs"]
+mod run_util;
+
+use std::path::Path;
+
+use burn::backend::{Autodiff, Flex};
+use learner::infer::Inference;
+use learner::train::setup::{train, TrainOptions};
+use run_util::{repo, tiny_config};
+
+fn write_wav(path: &Path, samples: &[i16], rate: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &s in samples {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// Deterministic noise of `n` samples.
+fn noise(n: usize) -> Vec<i16> {
+    let mut x = 12345u32;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            ((x >> 16) as i16) / 8
+        })
+        .collect()
+}
+
+#[test]
+fn files_decode_and_bad_ones_are_named_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut c = tiny_config(&d.join("cache"), 0.0);
+    c.train.max_updates = 1;
+    let run = d.join("run");
+    train::<Autodiff<Flex>>(
+        &TrainOptions {
+            config: c,
+            out: run.clone(),
+            resume: false,
+            progress: false,
+        },
+        Default::default(),
+    )
+    .unwrap();
+    let checkpoint = run.join("checkpoints/u00000001.safetensors");
+    let model = Inference::<Flex>::load(&checkpoint, &Default::default()).unwrap();
+
+    // A demo utterance (Ogg Vorbis, 16 kHz) and noise at 8 kHz (resampled) decode.
+    let demo = repo().join("data/demo/audio/deen-05cdad3451.ogg");
+    let out = model.decode_file(&demo, 2).unwrap();
+    assert!((out.audio_s - 1.41).abs() < 0.02, "{out:?}");
+    assert!(
+        out.tokens >= 1 && out.seconds > 0.0 && out.tokens_per_s > 0.0,
+        "{out:?}"
+    );
+    let narrow = d.join("narrow.wav");
+    write_wav(&narrow, &noise(8_000), 8_000);
+    let out = model.decode_file(&narrow, 1).unwrap();
+    assert!((out.audio_s - 0.98).abs() < 0.02, "{out:?}");
+
+    let fails = |file: &Path, what: &str| {
+        let err = model.decode_file(file, 1).unwrap_err().to_string();
+        assert!(
+            err.contains(&file.display().to_string()) && err.contains(what),
+            "{err}"
+        );
+    };
+    let silent = d.join("silent.wav");
+    write_wav(&silent, &vec![0; 16_000], 16_000);
+    fails(&silent, "silence");
+    let empty = d.join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    fails(&empty, "");
+    let long = d.join("long.wav");
+    write_wav(&long, &noise(16_000 * 31), 16_000);
+    fails(&long, "longer than this model accepts");
+    fails(&d.join("missing.wav"), "");
+    // Nothing above spoiled the model for the next file.
+    model.decode_file(&demo, 1).unwrap();
+
+    // A model folder needs its tokenizer and its config.
+    let lone = d.join("lone");
+    std::fs::create_dir_all(&lone).unwrap();
+    std::fs::copy(&checkpoint, lone.join("model.safetensors")).unwrap();
+    let err = Inference::<Flex>::load(&lone, &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
+    std::fs::copy(run.join("tokenizer.json"), lone.join("tokenizer.json")).unwrap();
+    let err = Inference::<Flex>::load(&lone, &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("config.toml"), "{err}");
+    std::fs::copy(run.join("config.toml"), lone.join("config.toml")).unwrap();
+    Inference::<Flex>::load(&lone, &Default::default()).unwrap();
+}
