@@ -40,10 +40,16 @@ impl BackendTask for Train {
     fn run<B: Backend>(self, device: B::Device, _: BackendKind) -> anyhow::Result<()> {
         let report = train::<Autodiff<B>>(&self.0, device)?;
         eprintln!(
-            "training stopped ({}) after {} updates in {:.1} min; last checkpoint: {}",
+            "training stopped ({}) after {} updates in {:.1} min ({:.2} updates/s, {:.0} frames/s, \
+             peak memory {}); last checkpoint: {}",
             report.stopped_because,
             report.updates,
             report.wall_s / 60.0,
+            report.updates_per_s,
+            report.frames_per_s,
+            report
+                .peak_memory_bytes
+                .map_or("n/a".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0)),
             report
                 .last_checkpoint
                 .as_ref()

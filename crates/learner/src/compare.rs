@@ -22,6 +22,8 @@ pub struct CompareRow {
     pub parameters: usize,
     pub train_updates: usize,
     pub train_minutes: f64,
+    /// Training throughput: updates per second of update time (validation excluded).
+    pub train_updates_per_s: f64,
     /// Token accuracy and loss on the validation set of the best checkpoint: a finer measure of
     /// how well a variant learned than BLEU when the corpus is small.
     pub best_valid_accuracy: Option<f64>,
@@ -108,6 +110,7 @@ pub fn compare<B: AutodiffBackend>(
             parameters: burn::module::Module::num_params(&model),
             train_updates: state.updates,
             train_minutes: state.elapsed_s / 60.0,
+            train_updates_per_s: state.throughput().0,
             best_valid_accuracy: state.best.first().map(|k| k.valid_accuracy),
             best_valid_loss: state.best.first().map(|k| k.valid_loss),
             best_audio_gain: state.best.first().and_then(|k| k.audio_gain),
@@ -149,8 +152,8 @@ impl Comparison {
     pub fn table(&self) -> String {
         let base = self.rows.iter().find(|r| r.variant == "mha");
         let mut out = String::from(
-"| variant | params | dev acc % | dev loss bits/token | dev audio gain bits/token | dev greedy CTC WER % | BLEU | chrF | WER % | decode s | tokens/s | peak KV cache MB | speed-up vs MHA | KV memory reduction vs MHA | updates | train min |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+"| variant | params | dev acc % | dev loss bits/token | dev audio gain bits/token | dev greedy CTC WER % | BLEU | chrF | WER % | decode s | tokens/s | peak KV cache MB | speed-up vs MHA | KV memory reduction vs MHA | updates | train min | train updates/s |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for r in &self.rows {
             let e = &r.eval.efficiency;
@@ -161,7 +164,7 @@ impl Comparison {
                 })
             };
             out.push_str(&format!(
-                "| {} | {:.2}M | {} | {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.0} | {:.2} | {} | {} | {} | {:.1} |\n",
+                "| {} | {:.2}M | {} | {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.0} | {:.2} | {} | {} | {} | {:.1} | {:.2} |\n",
                 r.variant,
                 r.parameters as f64 / 1e6,
                 r.best_valid_accuracy
@@ -178,7 +181,8 @@ impl Comparison {
                 ratio(&|r| r.eval.efficiency.decode_s),
                 ratio(&|r| r.eval.efficiency.peak_kv_cache_bytes as f64),
                 r.train_updates,
-                r.train_minutes
+                r.train_minutes,
+                r.train_updates_per_s
             ));
         }
         for n in &self.notes {

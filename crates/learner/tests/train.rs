@@ -164,5 +164,8 @@ fn ctc_head_trains() {
         let wer = r["ctc_wer"].as_f64().unwrap();
         assert!(wer >= 0.0 && wer.is_finite(), "{r}");
         assert!(r["valid_ctc_loss"].as_f64().unwrap() > 0.0, "{r}");
+        // Throughput where users look: at every validation.
+        assert!(r["updates_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["frames_per_s"].as_f64().unwrap() > 0.0, "{r}");
     }
 }

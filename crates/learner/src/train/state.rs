@@ -42,12 +42,26 @@ pub struct RunState {
     pub updates: usize,
     /// Training wall time so far, seconds.
     pub elapsed_s: f64,
+    /// Seconds spent in updates alone (batches, forward, backward, optimizer; no validation).
+    #[serde(default)]
+    pub train_s: f64,
+    /// Real (unpadded) feature frames trained on.
+    #[serde(default)]
+    pub train_frames: u64,
     /// The last checkpoint (its `.model.bin`/`.optim.bin` resume training).
     pub last: Option<Kept>,
     /// The best checkpoints by validation accuracy, best first.
     pub best: Vec<Kept>,
     /// True once the run reached its stopping criterion.
     pub finished: bool,
+}
+
+impl RunState {
+    /// Training throughput: updates and frames per second of update time.
+    pub fn throughput(&self) -> (f64, f64) {
+        let s = self.train_s.max(1e-9);
+        (self.updates as f64 / s, self.train_frames as f64 / s)
+    }
 }
 
 /// The `checkpoints/` folder of a run.

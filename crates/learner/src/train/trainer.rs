@@ -51,6 +51,11 @@ pub struct TrainReport {
     pub last_checkpoint: Option<PathBuf>,
     pub best: Vec<Kept>,
     pub stopped_because: String,
+    /// Updates and real feature frames per second of update time (validation excluded).
+    pub updates_per_s: f64,
+    pub frames_per_s: f64,
+    /// Peak resident memory of the process, bytes (Linux).
+    pub peak_memory_bytes: Option<u64>,
 }
 
 /// Batches of one epoch as a burn [`DataLoader`] (what `SupervisedTraining` is built from).
@@ -397,11 +402,13 @@ impl<B: AutodiffBackend> Run<B> {
                 let mut ctc_sum: Option<f64> = None;
                 let mut items = Vec::with_capacity(end - first);
                 let current = model(slot);
+                let (update_started, mut frames) = (Instant::now(), 0usize);
                 // Dropout draws from (seed, update) alone, as fairseq reseeds at every update:
                 // a run resumed from any checkpoint repeats the uninterrupted run bit for bit.
                 B::seed(&self.device, mix(t.seed, state.updates as u64 + 1));
                 for (i, indices) in batches.iter().enumerate().take(end).skip(first) {
                     let batch = self.train.load::<B>(indices, state.epoch, &self.device)?;
+                    frames += batch.frames.iter().sum::<usize>();
                     let objective = current.objective(&batch)?;
                     let value: f64 = objective.loss.clone().into_scalar().elem();
                     if !value.is_finite() {
@@ -432,6 +439,8 @@ impl<B: AutodiffBackend> Run<B> {
                 let lr = schedule.lr(state.updates + 1);
                 *slot = Some(optim.step(lr, current, grads));
                 state.updates += 1;
+                state.train_s += update_started.elapsed().as_secs_f64();
+                state.train_frames += frames as u64;
                 state.next_batch = end;
                 for (k, item) in items.into_iter().enumerate() {
                     processor.process_train(LearnerEvent::ProcessedItem(TrainingItem::new(
@@ -447,7 +456,7 @@ impl<B: AutodiffBackend> Run<B> {
                 let line = serde_json::json!({
                     "update": state.updates, "epoch": state.epoch, "loss": bits(loss_sum),
                     "dec_loss": bits(dec_sum), "nll": bits(nll_sum), "ctc_loss": ctc_sum.map(bits),
-                    "lr": lr, "gnorm": norm, "ntokens": group_tokens, "wall_s": elapsed(),
+                    "lr": lr, "gnorm": norm, "ntokens": group_tokens, "frames": frames, "wall_s": elapsed(),
                 });
                 writeln!(log, "{line}").map_err(|e| LearnerError::io(&log_path, e))?;
                 let at_interval =
@@ -499,7 +508,11 @@ impl<B: AutodiffBackend> Run<B> {
         state.finished = true;
         state.elapsed_s = elapsed();
         ckpt.commit(&state)?;
+        let (updates_per_s, frames_per_s) = state.throughput();
         Ok(TrainReport {
+            updates_per_s,
+            frames_per_s,
+            peak_memory_bytes: crate::eval::peak_process_bytes(),
             updates: state.updates,
             epochs_started: state.epoch,
             wall_s: state.elapsed_s,
@@ -521,7 +534,7 @@ impl<B: AutodiffBackend> Run<B> {
         elapsed: f64,
     ) -> Result<()> {
         // At an epoch's end the state already points at the next epoch's first batch.
-        *self.valid_label.lock().expect("not poisoned") = if state.next_batch == 0 {
+        let at = if state.next_batch == 0 {
             format!(
                 "update {} (end of epoch {})",
                 state.updates,
@@ -530,6 +543,12 @@ impl<B: AutodiffBackend> Run<B> {
         } else {
             format!("update {} (epoch {})", state.updates, state.epoch)
         };
+        let (updates_per_s, frames_per_s) = state.throughput();
+        let peak = crate::eval::peak_process_bytes();
+        *self.valid_label.lock().expect("not poisoned") = format!(
+            "{at} | {updates_per_s:.2} updates/s, {frames_per_s:.0} frames/s, peak memory {}",
+            peak.map_or("n/a".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0))
+        );
         let valid = self.validate(&model.valid(), state.epoch, processor)?;
         state.elapsed_s = elapsed;
         self.checkpoint(ckpt, model, optim, state, valid)?;
@@ -537,6 +556,7 @@ impl<B: AutodiffBackend> Run<B> {
             "update": state.updates, "epoch": state.epoch, "valid_loss": valid.loss,
             "valid_accuracy": valid.accuracy, "valid_ctc_loss": valid.ctc_loss,
             "audio_gain": valid.audio_gain, "ctc_wer": valid.ctc_wer, "wall_s": elapsed,
+            "updates_per_s": updates_per_s, "frames_per_s": frames_per_s, "peak_memory_bytes": peak,
         });
         writeln!(log, "{line}").map_err(|e| LearnerError::io(self.dir.join("train_log.jsonl"), e))
     }
