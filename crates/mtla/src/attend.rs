@@ -3,7 +3,7 @@
 //! MLA/MTLA, which is MQA-shaped: one "head" `[c ‖ k_R]` of size `r + d_R` whose first `r`
 //! channels are also the value (paper Eq. 12/17).
 
-use burn::nn::Dropout;
+use crate::dropout::Dropout;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 

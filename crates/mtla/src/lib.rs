@@ -14,6 +14,7 @@ pub mod attend;
 pub mod attention;
 pub mod cache;
 pub mod config;
+pub mod dropout;
 pub mod error;
 pub mod fused;
 pub mod hypernet;

@@ -3,7 +3,9 @@
 //! `GQARotaryMultiheadAttention`): q/k/v/o projections with bias, RoPE on the whole head
 //! (adjacent pairs, theta 10000), scores scaled by `1/sqrt(d_head)`.
 
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
+
+use crate::dropout::Dropout;
 use burn::prelude::*;
 
 use crate::attend::grouped_attention;
@@ -50,7 +52,7 @@ impl<B: Backend> MultiHeadAttention<B> {
             k_proj: lin(d, kv),
             v_proj: lin(d, kv),
             out_proj: lin(d, d),
-            dropout: DropoutConfig::new(config.dropout).init(),
+            dropout: Dropout::new(config.dropout),
             num_heads: config.num_heads,
             num_kv_heads: config.kv_heads(),
             head_dim,

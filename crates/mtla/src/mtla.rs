@@ -12,7 +12,9 @@
 //! Training uses the chunk-wise partial sums `ĉ'` (a segmented cumulative sum, O(T r)) under
 //! the stride-aware causal mask, which reproduces incremental decoding exactly.
 
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+
+use crate::dropout::Dropout;
 use burn::prelude::*;
 
 use crate::attend::grouped_attention;
@@ -99,7 +101,7 @@ impl<B: Backend> Mtla<B> {
             wkv_b: lin(r, h * (config.qk_nope_head_dim + config.v_head_dim)),
             wo: lin(h * config.v_head_dim, config.d_model),
             hypernet: (config.kind == AttentionKind::Mtla).then(|| HyperNetwork::new(r, device)),
-            dropout: DropoutConfig::new(config.dropout).init(),
+            dropout: Dropout::new(config.dropout),
             num_heads: h,
             kv_lora_rank: r,
             qk_nope_head_dim: config.qk_nope_head_dim,

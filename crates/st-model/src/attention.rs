@@ -1,9 +1,10 @@
 //! Plain multi-head attention (no RoPE): the encoder's self-attention and the cross-attention
 //! of the classic layout. The decoder self-attention kinds live in the `mtla` crate.
 
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use mtla::attend::grouped_attention;
+use mtla::dropout::Dropout;
 use mtla::linear::linear;
 
 #[derive(Module, Debug)]
@@ -45,7 +46,7 @@ impl<B: Backend> MultiHeadAttention<B> {
             k_proj: lin(),
             v_proj: lin(),
             out_proj: lin(),
-            dropout: DropoutConfig::new(dropout).init(),
+            dropout: Dropout::new(dropout),
             heads,
         }
     }

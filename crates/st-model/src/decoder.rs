@@ -9,11 +9,11 @@
 //! cross-attention to the encoder output, FFN, each `x += drop(f(LN(x)))`.
 
 use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
-    Linear, LinearConfig,
+    Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use mtla::dropout::Dropout;
 use mtla::linear::linear;
 use mtla::{Attention, Cache, KeyPadding};
 
@@ -84,7 +84,7 @@ impl<B: Backend> DecoderLayer<B> {
         let norm = || LayerNormConfig::new(d).init(device);
         let self_attn = config.decoder.attention.init(device)?;
         let ffn = FeedForward::new(d, config.decoder.ffn_dim, config.dropout, device);
-        let dropout = DropoutConfig::new(config.dropout).init();
+        let dropout = Dropout::new(config.dropout);
         Ok(match config.decoder.style {
             DecoderStyle::Prefix => Self::Prefix(PrefixLayer {
                 self_attn,
@@ -188,7 +188,7 @@ impl<B: Backend> Decoder<B> {
             output_projection: LinearConfig::new(d, config.vocab_size)
                 .with_bias(false)
                 .init(device),
-            dropout: DropoutConfig::new(config.dropout).init(),
+            dropout: Dropout::new(config.dropout),
             d_model: d,
             down_rate: config.down_rate(),
             prefix: config.decoder.style == DecoderStyle::Prefix,

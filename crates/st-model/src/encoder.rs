@@ -2,8 +2,9 @@
 //! sinusoidal positions, pre-LayerNorm Transformer layers (MHA, ReLU FFN, dropout), final
 //! LayerNorm. Padding masks follow the subsampling.
 
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
+use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
+use mtla::dropout::Dropout;
 use mtla::KeyPadding;
 
 use crate::attention::MultiHeadAttention;
@@ -29,7 +30,7 @@ impl<B: Backend> EncoderLayer<B> {
             self_attn_norm: LayerNormConfig::new(d).init(device),
             ffn: FeedForward::new(d, config.encoder.ffn_dim, config.dropout, device),
             ffn_norm: LayerNormConfig::new(d).init(device),
-            dropout: DropoutConfig::new(config.dropout).init(),
+            dropout: Dropout::new(config.dropout),
         }
     }
 
@@ -70,7 +71,7 @@ impl<B: Backend> Encoder<B> {
                 .map(|_| EncoderLayer::new(config, device))
                 .collect(),
             norm: LayerNormConfig::new(config.d_model).init(device),
-            dropout: DropoutConfig::new(config.dropout).init(),
+            dropout: Dropout::new(config.dropout),
             d_model: config.d_model,
         }
     }

@@ -1,8 +1,9 @@
 //! Position-wise feed-forward block `fc2(dropout(relu(fc1(x))))`.
 
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use mtla::dropout::Dropout;
 use mtla::linear::linear;
 
 #[derive(Module, Debug)]
@@ -17,7 +18,7 @@ impl<B: Backend> FeedForward<B> {
         Self {
             fc1: LinearConfig::new(d_model, ffn_dim).init(device),
             fc2: LinearConfig::new(ffn_dim, d_model).init(device),
-            dropout: DropoutConfig::new(dropout).init(),
+            dropout: Dropout::new(dropout),
         }
     }
 

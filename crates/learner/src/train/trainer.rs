@@ -405,7 +405,9 @@ impl<B: AutodiffBackend> Run<B> {
                 let (update_started, mut frames) = (Instant::now(), 0usize);
                 // Dropout draws from (seed, update) alone, as fairseq reseeds at every update:
                 // a run resumed from any checkpoint repeats the uninterrupted run bit for bit.
-                B::seed(&self.device, mix(t.seed, state.updates as u64 + 1));
+                let update_seed = mix(t.seed, state.updates as u64 + 1);
+                B::seed(&self.device, update_seed);
+                mtla::dropout::seed(update_seed);
                 for (i, indices) in batches.iter().enumerate().take(end).skip(first) {
                     let batch = self.train.load::<B>(indices, state.epoch, &self.device)?;
                     frames += batch.frames.iter().sum::<usize>();
