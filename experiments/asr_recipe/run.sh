@@ -24,6 +24,7 @@ ablation() {
   esac
 }
 OUT=runs/asr_recipe
+mkdir -p "$OUT"
 for name in "${@:-base prefix_norm}"; do
   extra=$(ablation "$name")
   resume=""

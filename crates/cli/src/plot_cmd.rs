@@ -47,6 +47,16 @@ struct Chart<'a> {
     legend: SeriesLabelPosition,
 }
 
+/// A tick label without floating-point noise: at most 4 decimals, trailing zeros dropped
+/// (`0.6000000001` -> `0.6`, `400` -> `400`), tiny values in scientific notation.
+fn tick(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        return format!("{v:.1e}");
+    }
+    let s = format!("{v:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 fn line_chart(path: &Path, c: &Chart, series: &[Series]) -> anyhow::Result<()> {
     let Chart {
         title,
@@ -76,8 +86,8 @@ fn line_chart(path: &Path, c: &Chart, series: &[Series]) -> anyhow::Result<()> {
                 .configure_mesh()
                 .x_desc(x_label)
                 .y_desc(y_label)
-                .x_label_formatter(&|v| format!("{v}"))
-                .y_label_formatter(&|v| format!("{v}"))
+                .x_label_formatter(&|v| tick(*v))
+                .y_label_formatter(&|v| tick(*v))
                 .draw()?;
             for (i, (name, points)) in series.iter().enumerate() {
                 let color = Palette99::pick(i).to_rgba();
@@ -259,4 +269,18 @@ fn plot_curves(runs: &Path, out: &Path) -> anyhow::Result<()> {
     }
     eprintln!("wrote {} in {}", wrote.join(", "), out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick;
+
+    #[test]
+    fn tick_labels_carry_no_floating_point_noise() {
+        assert_eq!(tick(0.6000000000000001), "0.6");
+        assert_eq!(tick(400.0), "400");
+        assert_eq!(tick(0.0), "0");
+        assert_eq!(tick(1.25), "1.25");
+        assert_eq!(tick(2e-5), "2.0e-5");
+    }
 }

@@ -114,7 +114,7 @@ impl MetricsRenderer for PlainRenderer {
         // burn-train's names, with the units this project logs them in.
         let name = match definition.name.as_str() {
             "Loss" => "loss (bits/token)".to_string(),
-            "Accuracy" => "accuracy %".to_string(),
+            "Accuracy" => "accuracy".to_string(),
             "Learning Rate" => "lr".to_string(),
             other => other.to_string(),
         };
