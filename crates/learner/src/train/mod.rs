@@ -1,6 +1,7 @@
 //! Training: loss, schedule, global-norm clipping, checkpoints and the loop on burn-train.
 
 pub mod batch;
+pub mod bits_loss;
 pub mod clip;
 pub mod listening;
 pub mod loss;

@@ -111,13 +111,8 @@ impl MetricsRenderer for PlainRenderer {
     fn manual_close(&mut self) {}
 
     fn register_metric(&mut self, definition: MetricDefinition) {
-        // burn-train's names, with the units this project logs them in.
-        let name = match definition.name.as_str() {
-            "Loss" => "loss (bits/token)".to_string(),
-            "Accuracy" => "accuracy".to_string(),
-            "Learning Rate" => "lr".to_string(),
-            other => other.to_string(),
-        };
-        self.names.insert(definition.metric_id, name);
+        // burn-train's names, lower-cased as the rest of the line.
+        self.names
+            .insert(definition.metric_id, definition.name.to_lowercase());
     }
 }

@@ -19,7 +19,7 @@ use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams, Optim
 use burn::prelude::*;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
-use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
+use burn::train::metric::{AccuracyMetric, LearningRateMetric};
 use burn::train::{
     EventProcessorTraining, Interrupter, Learner, LearnerEvent, LearningComponentsMarker,
     SupervisedLearningStrategy, SupervisedTraining, SupervisedTrainingEventProcessor, TrainLoader,
@@ -30,6 +30,7 @@ use serde::Serialize;
 use data::batcher::mix;
 
 use super::batch::{BatchSource, TrainBatch};
+use super::bits_loss::BitsLoss;
 use super::clip::clip_global_norm;
 use super::listening::{greedy_ctc, swap_audio, Validation};
 use super::renderer::ValidLabel;
@@ -177,8 +178,8 @@ impl<B: AutodiffBackend> Run<B> {
         let optimizer = self.optimizer();
         let run = Arc::new(self);
         let training = SupervisedTraining::new(&dir, train_loader, valid_loader)
-            .metric_train_numeric(LossMetric::new())
-            .metric_valid_numeric(LossMetric::new())
+            .metric_train_numeric(BitsLoss::default())
+            .metric_valid_numeric(BitsLoss::default())
             .metric_train_numeric(AccuracyMetric::new().with_pad_token(pad))
             .metric_valid_numeric(AccuracyMetric::new().with_pad_token(pad))
             .metric_train_numeric(LearningRateMetric::new())
