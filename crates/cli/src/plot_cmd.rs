@@ -247,25 +247,33 @@ fn plot_curves(runs: &Path, out: &Path) -> anyhow::Result<()> {
     line_chart(&out.join("valid_accuracy.svg"), &chart, &accuracy)?;
     let mut wrote = vec!["train_loss.svg", "valid_accuracy.svg"];
     // Whether the models listen: only where the runs logged it.
-    if gain.iter().any(|(_, s)| !s.is_empty()) {
-        let chart = Chart {
-            title: "audio gain: dev NLL on swapped audio minus on real audio (0 = not listening)",
-            y_label: "bits/token",
-            legend: SeriesLabelPosition::UpperLeft,
-            ..chart
-        };
-        line_chart(&out.join("audio_gain.svg"), &chart, &gain)?;
-        wrote.push("audio_gain.svg");
-    }
-    if ctc_wer.iter().any(|(_, s)| !s.is_empty()) {
-        let chart = Chart {
-            title: "dev greedy CTC WER",
-            y_label: "%",
-            legend: SeriesLabelPosition::UpperRight,
-            ..chart
-        };
-        line_chart(&out.join("ctc_wer.svg"), &chart, &ctc_wer)?;
-        wrote.push("ctc_wer.svg");
+    let listening = [
+        (
+            "audio_gain.svg",
+            "audio gain: dev NLL on swapped audio minus on real audio (0 = not listening)",
+            "bits/token",
+            SeriesLabelPosition::UpperLeft,
+            &gain,
+        ),
+        (
+            "ctc_wer.svg",
+            "dev greedy CTC WER",
+            "%",
+            SeriesLabelPosition::UpperRight,
+            &ctc_wer,
+        ),
+    ];
+    for (file, title, y_label, legend, series) in listening {
+        if series.iter().any(|(_, s)| !s.is_empty()) {
+            let chart = Chart {
+                title,
+                y_label,
+                legend,
+                ..chart
+            };
+            line_chart(&out.join(file), &chart, series)?;
+            wrote.push(file);
+        }
     }
     eprintln!("wrote {} in {}", wrote.join(", "), out.display());
     Ok(())
