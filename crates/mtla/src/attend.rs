@@ -30,6 +30,12 @@ pub fn grouped_attention<B: Backend>(
         if let Some(out) = crate::fused::decode_attention(&q, &k, &v, bias.as_ref(), scale as f32) {
             return out;
         }
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        if let Some(out) =
+            crate::fused_gpu::decode_attention(&q, &k, &v, bias.as_ref(), scale as f32)
+        {
+            return out;
+        }
     }
     let q = q.reshape([batch, kv_heads, group * queries, d_k]);
     let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);

@@ -17,6 +17,8 @@ pub mod config;
 pub mod dropout;
 pub mod error;
 pub mod fused;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod fused_gpu;
 pub mod hypernet;
 pub mod import;
 pub mod inplace;

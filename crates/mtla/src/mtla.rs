@@ -198,9 +198,13 @@ impl<B: Backend> Mtla<B> {
         let (c, mut rope_keys) = self.compress(x, rope);
         if let Some(source) = layout.rope_source() {
             let [b, t, d_r] = rope_keys.dims();
+            // Repeated on the host: see `cache_from` on stride-0 tensors and burn-cubecl 0.21.
+            let source: Vec<i64> = source
+                .iter()
+                .flat_map(|&i| std::iter::repeat_n(i, d_r))
+                .collect();
             let index = Tensor::<B, 1, Int>::from_ints(source.as_slice(), &rope_keys.device())
-                .reshape([b, t, 1])
-                .expand([b, t, d_r]);
+                .reshape([b, t, d_r]);
             rope_keys = rope_keys.gather(1, index);
         }
         let Some(hypernet) = &self.hypernet else {
@@ -337,7 +341,10 @@ impl<B: Backend> Mtla<B> {
         let column = |values: Vec<f32>| {
             Tensor::<B, 1>::from_floats(values.as_slice(), &device).reshape([values.len(), 1])
         };
-        let chunk_index = column(last.iter().map(|(i, _)| *i).collect()).expand([b, 1]);
+        // One value per row, built on the host: burn-cubecl 0.21 reshapes a stride-0 (expanded)
+        // tensor as if it were contiguous, so an expanded row 1 read past the data on WebGPU/CUDA.
+        let per_row = |v: Vec<f32>| -> Vec<f32> { (0..b).map(|row| v[row % v.len()]).collect() };
+        let chunk_index = column(per_row(last.iter().map(|(i, _)| *i).collect()));
         let last_empty = layout.padding.map(|_| {
             column(
                 last.iter()

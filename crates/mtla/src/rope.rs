@@ -36,6 +36,10 @@ impl<B: Backend> Rope<B> {
             .collect();
         let freqs = Tensor::<B, 1>::from_floats(signed.as_slice(), &device).reshape([1, 1, 1, dim]);
         let [b, t] = positions.dims();
+        // Added into fresh zeros first, so the reshape sees a contiguous tensor: burn-cubecl 0.21
+        // copies a strided `[rows, 1]` column (e.g. `positions.slice(s![.., i..i + 1])`) as if it
+        // were contiguous when its offset is 32-byte aligned (WebGPU/CUDA only).
+        let positions = Tensor::<B, 2>::zeros([b, t], &device) + positions;
         let angles = positions.reshape([b, t, 1, 1]) * freqs;
         let swap: Vec<f32> = (0..dim * dim)
             .map(|i| f32::from(i / dim == (i % dim) ^ 1))
