@@ -43,6 +43,7 @@ fn run_wgpu<T: BackendTask>(device: usize, task: T) -> anyhow::Result<T::Output>
     } else {
         WgpuDevice::DiscreteGpu(device)
     };
+    usable::<Wgpu>(&dev, "WebGPU adapter")?;
     task.run::<Wgpu>(dev, BackendKind::Wgpu)
 }
 
@@ -54,12 +55,52 @@ fn run_wgpu<T: BackendTask>(_: usize, _: T) -> anyhow::Result<T::Output> {
 #[cfg(feature = "cuda")]
 fn run_cuda<T: BackendTask>(device: usize, task: T) -> anyhow::Result<T::Output> {
     use burn::backend::cuda::{Cuda, CudaDevice};
-    task.run::<Cuda>(CudaDevice::new(device), BackendKind::Cuda)
+    let dev = CudaDevice::new(device);
+    usable::<Cuda>(&dev, "CUDA device")?;
+    task.run::<Cuda>(dev, BackendKind::Cuda)
 }
 
 #[cfg(not(feature = "cuda"))]
 fn run_cuda<T: BackendTask>(_: usize, _: T) -> anyhow::Result<T::Output> {
     anyhow::bail!("this binary was built without CUDA support; rebuild with `--features cuda`")
+}
+
+/// Runs one tiny computation on `device`, so that a missing driver, library or adapter is one
+/// clear error (with the backend's own reason) instead of a panic in the middle of the work.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn usable<B: Backend>(device: &B::Device, what: &str) -> anyhow::Result<()> {
+    use std::sync::{Arc, Mutex};
+    let reason = Arc::new(Mutex::new(None::<String>));
+    let hook = std::panic::take_hook();
+    let first = reason.clone();
+    // The backend panics (often in its own device thread); keep the first message as the reason.
+    std::panic::set_hook(Box::new(move |info| {
+        let mut first = first.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()));
+            *first = msg;
+        }
+    }));
+    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        burn::tensor::Tensor::<B, 1>::ones([4], device)
+            .sum()
+            .into_scalar()
+    }));
+    std::panic::set_hook(hook);
+    match probe {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            let reason = reason.lock().unwrap_or_else(|e| e.into_inner()).take();
+            anyhow::bail!(
+                "no usable {what} {device:?}: {}",
+                reason.unwrap_or_else(|| "the backend failed to start".into())
+            )
+        }
+    }
 }
 
 /// `--backend` / `--device` arguments shared by every command that computes.

@@ -484,6 +484,10 @@ pub struct DecodeBenchArgs {
     pub max_cache_gib: f64,
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Also time every point op by op (the fused decode kernels switched off) and print the
+    /// fused kernels' speed-up.
+    #[arg(long)]
+    pub unfused: bool,
     #[arg(long)]
     pub json: Option<PathBuf>,
     #[command(flatten)]
@@ -497,6 +501,9 @@ pub struct DecodePoint {
     pub length: usize,
     pub beam: usize,
     pub step_ms: f64,
+    /// The same point with the fused decode kernels switched off (`--unfused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_ms_unfused: Option<f64>,
     pub cache_bytes: usize,
 }
 
@@ -533,30 +540,44 @@ impl BackendTask for DecodeBench<'_> {
                         continue;
                     }
                     let prefix = length.saturating_sub(a.steps).max(1);
-                    let encoder = Tensor::<B, 3>::random(
-                        [1, prefix, config.d_model],
-                        burn::tensor::Distribution::Normal(0.0, 1.0),
-                        &device,
-                    );
-                    let mut state = decoder.prefill(encoder, &[prefix])?;
-                    state.reorder(Tensor::<B, 1, Int>::zeros([beam], &device));
-                    state.reserve(a.steps + 1);
-                    let tokens = Tensor::<B, 1, Int>::full([beam], 5, &device);
-                    decoder.step(tokens.clone(), &mut state)?;
-                    B::sync(&device)?;
-                    let t0 = Instant::now();
-                    for _ in 1..a.steps {
-                        let _ = decoder.step(tokens.clone(), &mut state)?;
-                    }
-                    B::sync(&device)?;
-                    let step_ms = t0.elapsed().as_secs_f64() * 1e3 / (a.steps - 1).max(1) as f64;
-                    eprintln!("{name:6} beam {beam:2} length {length:5}: {step_ms:8.3} ms/step, cache {:.2} MiB", state.cache_bytes() as f64 / 1048576.0);
+                    // Times `steps - 1` steps after a warm-up step, growing the cache to `length`.
+                    let time_steps = |fused: bool| -> anyhow::Result<(f64, usize)> {
+                        mtla::attend::set_fused_decode(fused);
+                        let encoder = Tensor::<B, 3>::random(
+                            [1, prefix, config.d_model],
+                            burn::tensor::Distribution::Normal(0.0, 1.0),
+                            &device,
+                        );
+                        let mut state = decoder.prefill(encoder, &[prefix])?;
+                        state.reorder(Tensor::<B, 1, Int>::zeros([beam], &device));
+                        state.reserve(a.steps + 1);
+                        let tokens = Tensor::<B, 1, Int>::full([beam], 5, &device);
+                        decoder.step(tokens.clone(), &mut state)?;
+                        B::sync(&device)?;
+                        let t0 = Instant::now();
+                        for _ in 1..a.steps {
+                            let _ = decoder.step(tokens.clone(), &mut state)?;
+                        }
+                        B::sync(&device)?;
+                        let ms = t0.elapsed().as_secs_f64() * 1e3 / (a.steps - 1).max(1) as f64;
+                        Ok((ms, state.cache_bytes()))
+                    };
+                    let (step_ms, cache_bytes) = time_steps(true)?;
+                    let step_ms_unfused = match a.unfused {
+                        true => Some(time_steps(false)?.0),
+                        false => None,
+                    };
+                    mtla::attend::set_fused_decode(true);
+                    let unfused =
+                        step_ms_unfused.map_or(String::new(), |u| format!(" ({u:.3} op by op)"));
+                    eprintln!("{name:6} beam {beam:2} length {length:5}: {step_ms:8.3} ms/step{unfused}, cache {:.2} MiB", cache_bytes as f64 / 1048576.0);
                     points.push(DecodePoint {
                         variant: name.clone(),
                         length,
                         beam,
                         step_ms,
-                        cache_bytes: state.cache_bytes(),
+                        step_ms_unfused,
+                        cache_bytes,
                     });
                 }
             }
@@ -574,22 +595,25 @@ fn bench_decode(a: DecodeBenchArgs) -> anyhow::Result<()> {
     }
     let config = st_model::ModelConfig::from_file(&a.config)?;
     let points = run_on(a.backend.backend, a.backend.device, DecodeBench(&a, config))?;
-    println!("| beam | length | variant | ms / token | speed-up vs MHA | KV cache MiB | memory reduction vs MHA |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| beam | length | variant | ms / token | speed-up vs MHA | KV cache MiB | memory reduction vs MHA | op-by-op ms / token | fused speed-up |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for p in &points {
         let mha = points
             .iter()
             .find(|m| m.variant == "mha" && m.length == p.length && m.beam == p.beam);
         let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}x"));
         println!(
-            "| {} | {} | {} | {:.3} | {} | {:.2} | {} |",
+            "| {} | {} | {} | {:.3} | {} | {:.2} | {} | {} | {} |",
             p.beam,
             p.length,
             p.variant,
             p.step_ms,
             opt(mha.map(|m| m.step_ms / p.step_ms)),
             p.cache_bytes as f64 / 1048576.0,
-            opt(mha.map(|m| m.cache_bytes as f64 / p.cache_bytes as f64))
+            opt(mha.map(|m| m.cache_bytes as f64 / p.cache_bytes as f64)),
+            p.step_ms_unfused
+                .map_or("-".to_string(), |u| format!("{u:.3}")),
+            opt(p.step_ms_unfused.map(|u| u / p.step_ms)),
         );
     }
     if let Some(path) = &a.json {

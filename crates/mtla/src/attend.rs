@@ -3,9 +3,21 @@
 //! MLA/MTLA, which is MQA-shaped: one "head" `[c ‖ k_R]` of size `r + d_R` whose first `r`
 //! channels are also the value (paper Eq. 12/17).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::dropout::Dropout;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+
+/// Whether decode steps take the fused kernels ([`fused`](crate::fused) on the CPU,
+/// `fused_gpu` on WebGPU/CUDA); on by default.
+static FUSED_DECODE: AtomicBool = AtomicBool::new(true);
+
+/// Switches the fused decode kernels on or off for the whole process, so that a benchmark can
+/// time the same decode op by op (`mtla-st bench decode --unfused`).
+pub fn set_fused_decode(on: bool) {
+    FUSED_DECODE.store(on, Ordering::Relaxed);
+}
 
 /// `softmax(q k^T * scale + bias) v` for `q` `[batch, heads, queries, d_k]`,
 /// `k` `[batch, kv_heads, keys, d_k]`, `v` `[batch, kv_heads, keys, d_v]`; query head `h` uses
@@ -26,7 +38,8 @@ pub fn grouped_attention<B: Backend>(
     let kv_heads = k.dims()[1];
     let d_v = v.dims()[3];
     let group = heads / kv_heads;
-    if !B::ad_enabled(&q.device()) || dropout.prob == 0.0 {
+    if FUSED_DECODE.load(Ordering::Relaxed) && (!B::ad_enabled(&q.device()) || dropout.prob == 0.0)
+    {
         if let Some(out) = crate::fused::decode_attention(&q, &k, &v, bias.as_ref(), scale as f32) {
             return out;
         }
