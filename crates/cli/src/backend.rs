@@ -22,46 +22,92 @@ pub trait BackendTask {
     fn run<B: Backend>(self, device: B::Device, kind: BackendKind) -> anyhow::Result<Self::Output>;
 }
 
+/// Work that runs on several devices of one backend (data-parallel training).
+pub trait DevicesTask {
+    type Output;
+    fn run<B: Backend>(
+        self,
+        devices: Vec<B::Device>,
+        kind: BackendKind,
+    ) -> anyhow::Result<Self::Output>;
+}
+
+/// A one-device task as a several-devices task on its first device.
+struct One<T>(T);
+
+impl<T: BackendTask> DevicesTask for One<T> {
+    type Output = T::Output;
+    fn run<B: Backend>(
+        self,
+        devices: Vec<B::Device>,
+        kind: BackendKind,
+    ) -> anyhow::Result<T::Output> {
+        let device = devices.into_iter().next().expect("one device at least");
+        self.0.run::<B>(device, kind)
+    }
+}
+
 /// Runs `task` on the backend `kind`, device index `device`.
 pub fn run_on<T: BackendTask>(
     kind: BackendKind,
     device: usize,
     task: T,
 ) -> anyhow::Result<T::Output> {
+    run_on_devices(kind, &[device], One(task))
+}
+
+/// Runs `task` on the backend `kind`, devices `indices` (on the CPU every index is the one
+/// multi-threaded CPU device: useful to check data parallelism, not faster).
+pub fn run_on_devices<T: DevicesTask>(
+    kind: BackendKind,
+    indices: &[usize],
+    task: T,
+) -> anyhow::Result<T::Output> {
+    anyhow::ensure!(!indices.is_empty(), "no device given");
     match kind {
-        BackendKind::Cpu => task.run::<burn::backend::Flex>(Default::default(), kind),
-        BackendKind::Wgpu => run_wgpu(device, task),
-        BackendKind::Cuda => run_cuda(device, task),
+        BackendKind::Cpu => {
+            task.run::<burn::backend::Flex>(vec![Default::default(); indices.len()], kind)
+        }
+        BackendKind::Wgpu => run_wgpu(indices, task),
+        BackendKind::Cuda => run_cuda(indices, task),
     }
 }
 
 #[cfg(feature = "wgpu")]
-fn run_wgpu<T: BackendTask>(device: usize, task: T) -> anyhow::Result<T::Output> {
+fn run_wgpu<T: DevicesTask>(indices: &[usize], task: T) -> anyhow::Result<T::Output> {
     use burn::backend::wgpu::{Wgpu, WgpuDevice};
-    let dev = if device == 0 {
-        WgpuDevice::DefaultDevice
-    } else {
-        WgpuDevice::DiscreteGpu(device)
-    };
-    usable::<Wgpu>(&dev, "WebGPU adapter")?;
-    task.run::<Wgpu>(dev, BackendKind::Wgpu)
+    let mut devices = Vec::new();
+    for &i in indices {
+        let device = if i == 0 {
+            WgpuDevice::DefaultDevice
+        } else {
+            WgpuDevice::DiscreteGpu(i)
+        };
+        usable::<Wgpu>(&device, "WebGPU adapter")?;
+        devices.push(device);
+    }
+    task.run::<Wgpu>(devices, BackendKind::Wgpu)
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn run_wgpu<T: BackendTask>(_: usize, _: T) -> anyhow::Result<T::Output> {
+fn run_wgpu<T: DevicesTask>(_: &[usize], _: T) -> anyhow::Result<T::Output> {
     anyhow::bail!("this binary was built without WebGPU support; rebuild with `--features wgpu`")
 }
 
 #[cfg(feature = "cuda")]
-fn run_cuda<T: BackendTask>(device: usize, task: T) -> anyhow::Result<T::Output> {
+fn run_cuda<T: DevicesTask>(indices: &[usize], task: T) -> anyhow::Result<T::Output> {
     use burn::backend::cuda::{Cuda, CudaDevice};
-    let dev = CudaDevice::new(device);
-    usable::<Cuda>(&dev, "CUDA device")?;
-    task.run::<Cuda>(dev, BackendKind::Cuda)
+    let mut devices = Vec::new();
+    for &i in indices {
+        let device = CudaDevice::new(i);
+        usable::<Cuda>(&device, "CUDA device")?;
+        devices.push(device);
+    }
+    task.run::<Cuda>(devices, BackendKind::Cuda)
 }
 
 #[cfg(not(feature = "cuda"))]
-fn run_cuda<T: BackendTask>(_: usize, _: T) -> anyhow::Result<T::Output> {
+fn run_cuda<T: DevicesTask>(_: &[usize], _: T) -> anyhow::Result<T::Output> {
     anyhow::bail!("this binary was built without CUDA support; rebuild with `--features cuda`")
 }
 

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use burn::backend::Autodiff;
 use burn::prelude::Backend;
 use learner::config::ExperimentConfig;
-use learner::train::setup::{train, TrainOptions};
+use learner::train::setup::{train_on_devices, TrainOptions};
 
-use crate::backend::{run_on, BackendArgs, BackendKind, BackendTask};
+use crate::backend::{run_on_devices, BackendArgs, BackendKind, DevicesTask};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -31,14 +31,19 @@ pub struct TrainArgs {
     pub time_limit_minutes: Option<f64>,
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// Data-parallel training over these device indices of the backend, e.g. `--devices 0,1,2,3`:
+    /// every batch is split over them, so the effective batch and the learning-rate schedule
+    /// stay those of the config (replaces --device).
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<usize>,
 }
 
 struct Train(TrainOptions);
 
-impl BackendTask for Train {
+impl DevicesTask for Train {
     type Output = ();
-    fn run<B: Backend>(self, device: B::Device, _: BackendKind) -> anyhow::Result<()> {
-        let report = train::<Autodiff<B>>(&self.0, device)?;
+    fn run<B: Backend>(self, devices: Vec<B::Device>, _: BackendKind) -> anyhow::Result<()> {
+        let report = train_on_devices::<Autodiff<B>>(&self.0, devices)?;
         eprintln!(
             "training stopped ({}) after {} updates in {:.1} min ({:.2} updates/s, {:.0} frames/s, \
              peak memory {}); last checkpoint: {}",
@@ -83,5 +88,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         resume: args.resume,
         progress: true,
     };
-    run_on(args.backend.backend, args.backend.device, Train(opts))
+    let devices = if args.devices.is_empty() {
+        vec![args.backend.device]
+    } else {
+        args.devices.clone()
+    };
+    run_on_devices(args.backend.backend, &devices, Train(opts))
 }

@@ -1,6 +1,7 @@
 //! Training on the CPU backend: the same config and seed give the same loss curve, a resumed
 //! run repeats the uninterrupted one bit for bit (dropout and SpecAugment on), and a NaN loss stops training with a
-//! message naming the step while the last good checkpoint survives.
+//! message naming the step while the last good checkpoint survives; two devices with half
+//! batches give one device's update.
 
 #[path = "support/run.rs"]
 mod run_util;
@@ -9,7 +10,7 @@ use std::path::Path;
 
 use burn::backend::{Autodiff, Flex};
 use learner::config::ExperimentConfig;
-use learner::train::setup::{train, TrainOptions};
+use learner::train::setup::{train, train_on_devices, TrainOptions};
 use run_util::{losses, tiny_config as config};
 
 type B = Autodiff<Flex>;
@@ -168,4 +169,68 @@ fn ctc_head_trains() {
         assert!(r["updates_per_s"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["frames_per_s"].as_f64().unwrap() > 0.0, "{r}");
     }
+}
+
+/// Data parallelism: the same batches split over two devices (two CPU "devices" here; GPUs in
+/// use) give the losses and weights of one device with the whole batch, within float rounding.
+#[test]
+fn two_devices_with_half_batches_give_the_one_device_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&dir.path().join("cache"), 0.0);
+    c.data.specaugment = None;
+    c.data.task = learner::config::Task::Transcript;
+    c.model.ctc_weight = 0.3;
+    c.train.max_updates = 3;
+    c.train.validate_every_updates = 3;
+    let opts = |name: &str| TrainOptions {
+        config: c.clone(),
+        out: dir.path().join(name),
+        resume: false,
+        progress: false,
+    };
+    {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        train::<B>(&opts("one"), Default::default()).unwrap();
+        train_on_devices::<B>(&opts("two"), vec![Default::default(); 2]).unwrap();
+    }
+    let (one, two) = (
+        losses(&dir.path().join("one")),
+        losses(&dir.path().join("two")),
+    );
+    assert_eq!(one.len(), 3);
+    for (a, b) in one.iter().zip(&two) {
+        assert!((a - b).abs() < 1e-5 * a.abs(), "losses {one:?} vs {two:?}");
+    }
+    let weights = |run: &str| {
+        std::fs::read(
+            dir.path()
+                .join(run)
+                .join("checkpoints/u00000003.safetensors"),
+        )
+        .unwrap()
+    };
+    let (a, b) = (weights("one"), weights("two"));
+    let (a, b) = (
+        safetensors::SafeTensors::deserialize(&a).unwrap(),
+        safetensors::SafeTensors::deserialize(&b).unwrap(),
+    );
+    let floats = |t: safetensors::tensor::TensorView| -> Vec<f32> {
+        t.data()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let mut worst = 0.0f32;
+    for name in a.names() {
+        let (x, y) = (
+            floats(a.tensor(name).unwrap()),
+            floats(b.tensor(name).unwrap()),
+        );
+        assert_eq!(x.len(), y.len(), "{name}");
+        for (p, q) in x.iter().zip(&y) {
+            worst = worst.max((p - q).abs());
+        }
+    }
+    eprintln!("max |weight difference| after 3 updates: {worst:e}");
+    assert!(worst < 1e-4, "weights differ by up to {worst}");
 }

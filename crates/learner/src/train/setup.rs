@@ -68,6 +68,19 @@ pub fn open_dataset(manifest: &Path, config: &ExperimentConfig, progress: bool) 
 
 /// Trains as `opts` says on `device`; returns the report.
 pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: B::Device) -> Result<TrainReport> {
+    train_on_devices::<B>(opts, vec![device])
+}
+
+/// Trains as `opts` says, data-parallel over `devices` (the first holds the model and the
+/// optimizer; every batch is split over all of them, so the effective batch, the learning-rate
+/// schedule and the update are those of one device); returns the report.
+pub fn train_on_devices<B: AutodiffBackend>(
+    opts: &TrainOptions,
+    devices: Vec<B::Device>,
+) -> Result<TrainReport> {
+    let Some(device) = devices.first().cloned() else {
+        return Err(LearnerError::Config("no device to train on".into()));
+    };
     let mut config = opts.config.clone();
     let run = &opts.out;
     std::fs::create_dir_all(run).map_err(|e| LearnerError::io(run, e))?;
@@ -148,14 +161,15 @@ pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: B::Device) -> Resu
         pad: tokenizer.pad_id() as usize,
         eos: tokenizer.eos_id() as usize,
     };
-    let (report, _) = Run::<B>::new(
+    let mut run = Run::<B>::new(
         config,
         run.clone(),
         train_source,
         valid_source,
         device,
         resume,
-    )
-    .launch(trainee)?;
+    );
+    run.devices = devices;
+    let (report, _) = run.launch(trainee)?;
     Ok(report)
 }

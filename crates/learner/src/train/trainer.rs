@@ -20,6 +20,7 @@ use burn::prelude::*;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric};
+use burn::train::SequenceOutput;
 use burn::train::{
     EventProcessorTraining, Interrupter, Learner, LearnerEvent, LearningComponentsMarker,
     SupervisedLearningStrategy, SupervisedTraining, SupervisedTrainingEventProcessor, TrainLoader,
@@ -116,6 +117,17 @@ impl<B: Backend> DataLoader<B, TrainBatch<B>> for EpochLoader<B> {
     }
 }
 
+/// One part of a batch, forward and backward done: summed losses (nats), gradients, metrics.
+struct Shard<B: AutodiffBackend> {
+    loss: f64,
+    nll: f64,
+    dec_loss: f64,
+    ctc: Option<f64>,
+    frames: usize,
+    grads: GradientsParams,
+    item: SequenceOutput<B>,
+}
+
 /// The run: config, directory, data and what the loop needs across calls.
 pub struct Run<B: AutodiffBackend> {
     pub config: ExperimentConfig,
@@ -123,6 +135,9 @@ pub struct Run<B: AutodiffBackend> {
     pub train: Arc<BatchSource>,
     pub valid: Arc<BatchSource>,
     pub device: B::Device,
+    /// Data parallelism: every batch is split over these devices (the first is `device`, which
+    /// holds the model and the optimizer); one device trains as before.
+    pub devices: Vec<B::Device>,
     pub resume: Option<RunState>,
     outcome: Mutex<Option<Result<TrainReport>>>,
     valid_label: ValidLabel,
@@ -142,6 +157,7 @@ impl<B: AutodiffBackend> Run<B> {
             dir,
             train: Arc::new(train),
             valid: Arc::new(valid),
+            devices: vec![device.clone()],
             device,
             resume,
             outcome: Mutex::new(None),
@@ -328,6 +344,81 @@ impl<B: AutodiffBackend> Run<B> {
         ckpt.commit(state)
     }
 
+    /// Splits the batch's utterances over the devices into contiguous parts and runs each part's
+    /// forward and backward on its device in its own thread (the model forked there), the
+    /// gradients brought back to the main device. Each part's loss is divided by the whole
+    /// update's target tokens, so the summed gradients are those of the unsplit batch.
+    fn shards(
+        &self,
+        model: &Trainee<B>,
+        indices: &[usize],
+        epoch: u64,
+        group_tokens: f64,
+    ) -> Result<Vec<Shard<B>>> {
+        let parts: Vec<&[usize]> = indices
+            .chunks(indices.len().div_ceil(self.devices.len()).max(1))
+            .collect();
+        if parts.len() == 1 {
+            return Ok(vec![self.shard(
+                model,
+                indices,
+                epoch,
+                &self.device,
+                group_tokens,
+            )?]);
+        }
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = parts
+                .iter()
+                .zip(&self.devices)
+                .enumerate()
+                .map(|(k, (part, device))| {
+                    scope.spawn(move || {
+                        if k == 0 {
+                            return self.shard(model, part, epoch, device, group_tokens);
+                        }
+                        let replica = model.clone().fork(device);
+                        let mut shard = self.shard(&replica, part, epoch, device, group_tokens)?;
+                        shard.grads = shard.grads.to_device(&self.device, &replica);
+                        Ok(shard)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a data-parallel worker panicked"))
+                .collect()
+        })
+    }
+
+    /// Forward and backward of the utterances `indices` on `device`.
+    fn shard(
+        &self,
+        model: &Trainee<B>,
+        indices: &[usize],
+        epoch: u64,
+        device: &B::Device,
+        group_tokens: f64,
+    ) -> Result<Shard<B>> {
+        let batch = self.train.load::<B>(indices, epoch, device)?;
+        let objective = model.objective(&batch)?;
+        let scalar = |t: Tensor<B, 1>| t.into_scalar().elem::<f64>();
+        let loss = scalar(objective.loss.clone());
+        let nll = scalar(objective.sums.nll.clone());
+        let dec_loss = scalar(objective.sums.loss.clone());
+        let ctc = objective.ctc.clone().map(scalar);
+        let grads = objective.loss.clone().div_scalar(group_tokens).backward();
+        Ok(Shard {
+            loss,
+            nll,
+            dec_loss,
+            ctc,
+            frames: batch.frames.iter().sum(),
+            grads: GradientsParams::from_grads(grads, model),
+            item: objective.metric_output(&batch),
+        })
+    }
+
     /// The loop. `slot` holds the model throughout (the caller gets back the model reached even
     /// when an error stops training); returns the report or the error that stopped it.
     fn train_loop(
@@ -407,35 +498,36 @@ impl<B: AutodiffBackend> Run<B> {
                 // Dropout draws from (seed, update) alone, as fairseq reseeds at every update:
                 // a run resumed from any checkpoint repeats the uninterrupted run bit for bit.
                 let update_seed = mix(t.seed, state.updates as u64 + 1);
-                B::seed(&self.device, update_seed);
+                for device in &self.devices {
+                    B::seed(device, update_seed);
+                }
                 mtla::dropout::seed(update_seed);
                 for (i, indices) in batches.iter().enumerate().take(end).skip(first) {
-                    let batch = self.train.load::<B>(indices, state.epoch, &self.device)?;
-                    frames += batch.frames.iter().sum::<usize>();
-                    let objective = current.objective(&batch)?;
-                    let value: f64 = objective.loss.clone().into_scalar().elem();
-                    if !value.is_finite() {
-                        let last = state.last.as_ref().map_or("none".to_string(), |k| {
-                            ckpt.path(&k.file).display().to_string()
-                        });
-                        return Err(LearnerError::Training(format!(
-                            "non-finite loss ({value}) at update {} (epoch {}, batch {} of {}); training stopped, \
-                             the last good checkpoint is {last}",
-                            state.updates + 1,
-                            state.epoch,
-                            i + 1,
-                            batches.len()
-                        )));
+                    for shard in self.shards(&current, indices, state.epoch, group_tokens)? {
+                        if !shard.loss.is_finite() {
+                            let last = state.last.as_ref().map_or("none".to_string(), |k| {
+                                ckpt.path(&k.file).display().to_string()
+                            });
+                            return Err(LearnerError::Training(format!(
+                                "non-finite loss ({}) at update {} (epoch {}, batch {} of {}); training stopped, \
+                                 the last good checkpoint is {last}",
+                                shard.loss,
+                                state.updates + 1,
+                                state.epoch,
+                                i + 1,
+                                batches.len()
+                            )));
+                        }
+                        loss_sum += shard.loss;
+                        nll_sum += shard.nll;
+                        dec_sum += shard.dec_loss;
+                        if let Some(c) = shard.ctc {
+                            *ctc_sum.get_or_insert(0.0) += c;
+                        }
+                        frames += shard.frames;
+                        accumulator.accumulate(&current, shard.grads);
+                        items.push(shard.item);
                     }
-                    loss_sum += value;
-                    nll_sum += objective.sums.nll.clone().into_scalar().elem::<f64>();
-                    dec_sum += objective.sums.loss.clone().into_scalar().elem::<f64>();
-                    if let Some(c) = objective.ctc.clone() {
-                        *ctc_sum.get_or_insert(0.0) += c.into_scalar().elem::<f64>();
-                    }
-                    let grads = objective.loss.clone().div_scalar(group_tokens).backward();
-                    accumulator.accumulate(&current, GradientsParams::from_grads(grads, &current));
-                    items.push(objective.metric_output(&batch));
                 }
                 let mut grads = accumulator.grads();
                 let norm = clip_global_norm::<B, _>(&current, &mut grads, t.clip_norm);
