@@ -58,23 +58,32 @@ for backend in $BACKENDS; do
     --max-cache-gib 24 --unfused --backend "$backend" --json "$OUT/decode_$backend.json" \
     > "$OUT/decode_$backend.md" 2> "$OUT/decode_$backend.log" || echo "$backend: decode bench failed, see decode_$backend.log"
 
-  # 3. Training throughput of the paper preset, MHA vs MTLA s = 2 (f32), on the demo data.
-  for kind in mha mtla; do
-    step "$backend: train $kind"
-    rm -rf "$OUT/train_${backend}_$kind"
-    timeout "$(left 90)" "$BIN" train --config configs/paper_mustc.toml --out "$OUT/train_${backend}_$kind" \
-      --backend "$backend" --max-updates "$TRAIN_UPDATES" \
+  # Half precision of this backend: bf16 on CUDA; WebGPU (WGSL) has f16 only.
+  half=$([ "$backend" = cuda ] && echo bf16 || echo f16)
+  step "$backend: bench decode in $half"
+  timeout "$(left 120)" "$BIN" bench decode --config configs/paper_mustc.toml \
+    --variants mha,mtla2 --lengths "$LENGTHS" --beams 50 --steps "$STEPS" \
+    --max-cache-gib 24 --precision "$half" --backend "$backend" --json "$OUT/decode_${backend}_$half.json" \
+    > "$OUT/decode_${backend}_$half.md" 2> "$OUT/decode_${backend}_$half.log" || echo "$backend: $half decode bench failed"
+
+  # 3. Training throughput of the paper preset, MHA vs MTLA s = 2, f32 and half, on the demo data.
+  for run in mha:f32 mtla:f32 mha:$half mtla:$half; do
+    kind=${run%:*} precision=${run#*:} name=${run/:/_}
+    step "$backend: train $kind in $precision"
+    rm -rf "$OUT/train_${backend}_$name"
+    timeout "$(left 90)" "$BIN" train --config configs/paper_mustc.toml --out "$OUT/train_${backend}_$name" \
+      --backend "$backend" --precision "$precision" --max-updates "$TRAIN_UPDATES" \
       --set model.decoder.attention.kind=$kind \
       --set 'data.train="../data/demo/train.tsv"' --set 'data.valid="../data/demo/dev.tsv"' \
       --set "data.feature_cache=\"$OUT/feature-cache\"" --set data.max_frames=20000 \
       --set train.warmup_updates=10 --set train.validate_every_updates=$TRAIN_UPDATES \
-      > "$OUT/train_${backend}_$kind.log" 2>&1 || echo "$backend: training $kind failed, see train_${backend}_$kind.log"
+      > "$OUT/train_${backend}_$name.log" 2>&1 || echo "$backend: training $name failed, see train_${backend}_$name.log"
     # Seconds per update after the first 5 (kernel compilation and autotuning happen early).
     awk -F'"wall_s":' '/"loss"/{split($2,a,/[,}]/); n++; w[n]=a[1]}
       END{ if (n > 6) printf "{\"updates\": %d, \"s_per_update_after_5\": %.4f}\n", n, (w[n]-w[5])/(n-5);
-           else print "{\"updates\": " n "}" }' "$OUT/train_${backend}_$kind/train_log.jsonl" \
-      2>/dev/null | tee "$OUT/train_${backend}_$kind.speed.json"
-    rm -rf "$OUT/train_${backend}_$kind/checkpoints"
+           else print "{\"updates\": " n+0 "}" }' "$OUT/train_${backend}_$name/train_log.jsonl" \
+      2>/dev/null | tee "$OUT/train_${backend}_$name.speed.json"
+    rm -rf "$OUT/train_${backend}_$name/checkpoints"
   done
 done
 rm -rf "$OUT/feature-cache"

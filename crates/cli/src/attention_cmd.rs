@@ -38,7 +38,8 @@ impl BackendTask for Check {
 pub fn run(cmd: AttentionCommand) -> anyhow::Result<bool> {
     match cmd {
         AttentionCommand::Check { reference, backend } => {
-            run_on(backend.backend, backend.device, Check(reference))
+            backend.f32_only("attention check")?;
+            run_on(&backend, Check(reference))
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The only place that knows which backends exist: the CPU backend (burn-flex) is always
 //! built; `wgpu` (WebGPU/Vulkan/Metal) and `cuda` are cargo features. `--backend` picks one at
-//! run time and the work runs generically over it.
+//! run time and the work runs generically over it; `--precision` (GPU backends only: the CPU
+//! computes in f32) is checked against the devices here and applied by the work.
 
 use burn::prelude::Backend;
+use learner::precision::Precision;
 
 /// Backends a user can ask for with `--backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -47,34 +49,40 @@ impl<T: BackendTask> DevicesTask for One<T> {
     }
 }
 
-/// Runs `task` on the backend `kind`, device index `device`.
-pub fn run_on<T: BackendTask>(
-    kind: BackendKind,
-    device: usize,
-    task: T,
-) -> anyhow::Result<T::Output> {
-    run_on_devices(kind, &[device], One(task))
+/// Runs `task` on the backend, device and precision of `args`.
+pub fn run_on<T: BackendTask>(args: &BackendArgs, task: T) -> anyhow::Result<T::Output> {
+    run_on_devices(args, &[args.device], One(task))
 }
 
-/// Runs `task` on the backend `kind`, devices `indices` (on the CPU every index is the one
-/// multi-threaded CPU device: useful to check data parallelism, not faster).
+/// Runs `task` on the backend and precision of `args`, devices `indices` (on the CPU every
+/// index is the one multi-threaded CPU device: useful to check data parallelism, not faster).
 pub fn run_on_devices<T: DevicesTask>(
-    kind: BackendKind,
+    args: &BackendArgs,
     indices: &[usize],
     task: T,
 ) -> anyhow::Result<T::Output> {
     anyhow::ensure!(!indices.is_empty(), "no device given");
-    match kind {
+    let precision = args.precision;
+    match args.backend {
         BackendKind::Cpu => {
-            task.run::<burn::backend::Flex>(vec![Default::default(); indices.len()], kind)
+            anyhow::ensure!(
+                precision == Precision::F32,
+                "--precision {precision}: the CPU backend computes in f32 only (half precision \
+                 is for --backend wgpu or cuda)"
+            );
+            task.run::<burn::backend::Flex>(vec![Default::default(); indices.len()], args.backend)
         }
-        BackendKind::Wgpu => run_wgpu(indices, task),
-        BackendKind::Cuda => run_cuda(indices, task),
+        BackendKind::Wgpu => run_wgpu(indices, precision, task),
+        BackendKind::Cuda => run_cuda(indices, precision, task),
     }
 }
 
 #[cfg(feature = "wgpu")]
-fn run_wgpu<T: DevicesTask>(indices: &[usize], task: T) -> anyhow::Result<T::Output> {
+fn run_wgpu<T: DevicesTask>(
+    indices: &[usize],
+    precision: Precision,
+    task: T,
+) -> anyhow::Result<T::Output> {
     use burn::backend::wgpu::{Wgpu, WgpuDevice};
     let mut devices = Vec::new();
     for &i in indices {
@@ -83,38 +91,43 @@ fn run_wgpu<T: DevicesTask>(indices: &[usize], task: T) -> anyhow::Result<T::Out
         } else {
             WgpuDevice::DiscreteGpu(i)
         };
-        usable::<Wgpu>(&device, "WebGPU adapter")?;
+        usable::<Wgpu>(&device, precision, "WebGPU adapter")?;
         devices.push(device);
     }
     task.run::<Wgpu>(devices, BackendKind::Wgpu)
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn run_wgpu<T: DevicesTask>(_: &[usize], _: T) -> anyhow::Result<T::Output> {
+fn run_wgpu<T: DevicesTask>(_: &[usize], _: Precision, _: T) -> anyhow::Result<T::Output> {
     anyhow::bail!("this binary was built without WebGPU support; rebuild with `--features wgpu`")
 }
 
 #[cfg(feature = "cuda")]
-fn run_cuda<T: DevicesTask>(indices: &[usize], task: T) -> anyhow::Result<T::Output> {
+fn run_cuda<T: DevicesTask>(
+    indices: &[usize],
+    precision: Precision,
+    task: T,
+) -> anyhow::Result<T::Output> {
     use burn::backend::cuda::{Cuda, CudaDevice};
     let mut devices = Vec::new();
     for &i in indices {
         let device = CudaDevice::new(i);
-        usable::<Cuda>(&device, "CUDA device")?;
+        usable::<Cuda>(&device, precision, "CUDA device")?;
         devices.push(device);
     }
     task.run::<Cuda>(devices, BackendKind::Cuda)
 }
 
 #[cfg(not(feature = "cuda"))]
-fn run_cuda<T: DevicesTask>(_: &[usize], _: T) -> anyhow::Result<T::Output> {
+fn run_cuda<T: DevicesTask>(_: &[usize], _: Precision, _: T) -> anyhow::Result<T::Output> {
     anyhow::bail!("this binary was built without CUDA support; rebuild with `--features cuda`")
 }
 
 /// Runs one tiny computation on `device`, so that a missing driver, library or adapter is one
-/// clear error (with the backend's own reason) instead of a panic in the middle of the work.
+/// clear error (with the backend's own reason) instead of a panic in the middle of the work;
+/// a device without `precision`'s arithmetic is a clear error too.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
-fn usable<B: Backend>(device: &B::Device, what: &str) -> anyhow::Result<()> {
+fn usable<B: Backend>(device: &B::Device, precision: Precision, what: &str) -> anyhow::Result<()> {
     use std::sync::{Arc, Mutex};
     let reason = Arc::new(Mutex::new(None::<String>));
     let hook = std::panic::take_hook();
@@ -132,13 +145,16 @@ fn usable<B: Backend>(device: &B::Device, what: &str) -> anyhow::Result<()> {
         }
     }));
     let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        burn::tensor::Tensor::<B, 1>::ones([4], device)
-            .sum()
-            .into_scalar()
+        learner::precision::check_supported::<B>(device, precision).map(|()| {
+            burn::tensor::Tensor::<B, 1>::ones([4], device)
+                .sum()
+                .into_scalar()
+        })
     }));
     std::panic::set_hook(hook);
     match probe {
-        Ok(_) => Ok(()),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
         Err(_) => {
             let reason = reason.lock().unwrap_or_else(|e| e.into_inner()).take();
             anyhow::bail!(
@@ -158,4 +174,21 @@ pub struct BackendArgs {
     /// Device index for GPU backends (0 = default device).
     #[arg(long, default_value_t = 0)]
     pub device: usize,
+    /// Float precision on GPU backends: f32, f16 or bf16 (parameters, activations and
+    /// optimizer state; f16 training scales its loss dynamically). The CPU computes in f32.
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
+}
+
+impl BackendArgs {
+    /// A clear error when `--precision` asks `command`, which computes in f32 only, for less.
+    pub fn f32_only(&self, command: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.precision == Precision::F32,
+            "`{command}` computes in f32 only; --precision {} applies to train, eval, transcribe, \
+             translate and bench decode",
+            self.precision
+        );
+        Ok(())
+    }
 }

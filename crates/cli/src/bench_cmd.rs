@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use burn::prelude::*;
+use burn::tensor::DType;
 use mtla::{AttentionConfig, AttentionKind};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -279,7 +280,8 @@ fn bench_attention(a: AttentionBenchArgs) -> anyhow::Result<()> {
             .build_global()
             .ok();
     }
-    let mut rows = run_on(a.backend.backend, a.backend.device, AttentionBench(&a))?;
+    a.backend.f32_only("bench attention")?;
+    let mut rows = run_on(&a.backend, AttentionBench(&a))?;
     let mut env = serde_json::json!({
         "backend": a.backend.backend,
         "threads": rayon::current_num_threads(),
@@ -525,10 +527,12 @@ impl BackendTask for DecodeBench<'_> {
             config.decoder.attention.down_rate = s;
             config.decoder.attention.dropout = 0.0;
             let config = config.resolved()?;
+            let precision = a.backend.precision;
             let decoder = st_model::decoder::Decoder::<B>::new(&config, &device)?;
+            let decoder = learner::precision::cast_module(decoder, precision);
             let per_token = config.decoder.attention.kv_elements_per_token()
                 * config.decoder.layers as f64
-                * 4.0;
+                * DType::from(precision.dtype()).size() as f64;
             for &beam in &a.beams {
                 for &length in &a.lengths {
                     let bytes = per_token * length as f64 * beam as f64;
@@ -547,7 +551,8 @@ impl BackendTask for DecodeBench<'_> {
                             [1, prefix, config.d_model],
                             burn::tensor::Distribution::Normal(0.0, 1.0),
                             &device,
-                        );
+                        )
+                        .cast(precision.dtype());
                         let mut state = decoder.prefill(encoder, &[prefix])?;
                         state.reorder(Tensor::<B, 1, Int>::zeros([beam], &device));
                         state.reserve(a.steps + 1);
@@ -594,7 +599,7 @@ fn bench_decode(a: DecodeBenchArgs) -> anyhow::Result<()> {
             .ok();
     }
     let config = st_model::ModelConfig::from_file(&a.config)?;
-    let points = run_on(a.backend.backend, a.backend.device, DecodeBench(&a, config))?;
+    let points = run_on(&a.backend, DecodeBench(&a, config))?;
     println!("| beam | length | variant | ms / token | speed-up vs MHA | KV cache MiB | memory reduction vs MHA | op-by-op ms / token | fused speed-up |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for p in &points {

@@ -56,6 +56,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
                 .map_or("run".into(), |s| s.to_string_lossy().to_string())
         ))
     });
-    let (kind, device) = (args.backend.backend, args.backend.device);
-    run_on(kind, device, Compare(args, config, out))
+    let backend = args.backend.clone();
+    backend.f32_only("compare")?;
+    run_on(&backend, Compare(args, config, out))
 }

@@ -40,7 +40,8 @@ impl BackendTask for Decode {
     /// Whether every file was decoded.
     type Output = bool;
     fn run<B: Backend>(self, device: B::Device, _: BackendKind) -> anyhow::Result<bool> {
-        let inference = Inference::<B>::load(&self.model, &device)?;
+        let inference =
+            Inference::<B>::load(&self.model, &device)?.in_precision(self.args.backend.precision);
         let beam = self.args.beam.unwrap_or(inference.config().eval.beam);
         anyhow::ensure!(beam >= 1, "--beam must be >= 1");
         let mut all_ok = true;
@@ -66,5 +67,5 @@ pub fn run(args: DecodeArgs, task: &str) -> anyhow::Result<bool> {
         .clone()
         .unwrap_or_else(|| Path::new(MODELS).join(task));
     let backend = args.backend.clone();
-    run_on(backend.backend, backend.device, Decode { args, model })
+    run_on(&backend, Decode { args, model })
 }

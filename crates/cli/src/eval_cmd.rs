@@ -98,6 +98,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         feature_cache: run_config.data.feature_cache,
         out,
         progress: true,
+        precision: args.backend.precision,
     };
-    run_on(args.backend.backend, args.backend.device, Eval(opts))
+    run_on(&args.backend, Eval(opts))
 }

@@ -87,11 +87,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         out,
         resume: args.resume,
         progress: true,
+        precision: args.backend.precision,
     };
     let devices = if args.devices.is_empty() {
         vec![args.backend.device]
     } else {
         args.devices.clone()
     };
-    run_on_devices(args.backend.backend, &devices, Train(opts))
+    run_on_devices(&args.backend, &devices, Train(opts))
 }

@@ -80,6 +80,7 @@ pub fn compare<B: AutodiffBackend>(
                     out: run.clone(),
                     resume: state.is_some(),
                     progress: true,
+                    precision: Default::default(),
                 },
                 device.clone(),
             )?;
@@ -100,6 +101,7 @@ pub fn compare<B: AutodiffBackend>(
                 feature_cache: run_cfg.data.feature_cache.clone(),
                 out: run.join("eval-test"),
                 progress: true,
+                precision: Default::default(),
             },
             &device,
         )?;

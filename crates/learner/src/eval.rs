@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::config::{EvalConfig, ExperimentConfig, Task};
 use crate::decode::{decode_batch, SpecialTokens};
 use crate::error::{LearnerError, Result};
+use crate::precision::{cast_module, Precision};
 use crate::train::batch::{to_tensors, Specials};
 use data::progress::Progress;
 use data::{Dataset, DatasetOptions, Tokenizer, SHOW_ISSUES};
@@ -29,6 +30,8 @@ pub struct EvalOptions {
     /// Folder for `hyp.txt`, `ref.txt`, `report.json`.
     pub out: PathBuf,
     pub progress: bool,
+    /// Decode in f32, f16 or bf16 (the loaded weights are cast once).
+    pub precision: Precision,
 }
 
 impl EvalOptions {
@@ -82,6 +85,7 @@ pub fn peak_process_bytes() -> Option<u64> {
 pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<EvalReport> {
     let model_config = st_model::checkpoint::stored_config(&opts.checkpoint)?;
     let model = st_model::checkpoint::load::<B>(&model_config, &opts.checkpoint, device)?;
+    let model = cast_module(model, opts.precision);
     let tokenizer_path = opts.tokenizer.clone().unwrap_or_else(|| {
         opts.checkpoint
             .parent()
@@ -131,7 +135,8 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         B::sync(device)
             .map_err(|e| LearnerError::Training(format!("device sync failed: {e:?}")))?;
         let t0 = Instant::now();
-        let (found, stats) = decode_batch(&model, batch.features, &batch.frames, &search, special)?;
+        let features = batch.features.cast(opts.precision.dtype());
+        let (found, stats) = decode_batch(&model, features, &batch.frames, &search, special)?;
         B::sync(device)
             .map_err(|e| LearnerError::Training(format!("device sync failed: {e:?}")))?;
         decode_s += t0.elapsed().as_secs_f64();

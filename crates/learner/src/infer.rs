@@ -15,6 +15,7 @@ use st_model::SpeechModel;
 use crate::config::ExperimentConfig;
 use crate::decode::{decode_batch, SpecialTokens};
 use crate::error::{LearnerError, Result};
+use crate::precision::{cast_module, Precision};
 
 /// Audio quieter than this (RMS, dB below int16 full scale) is silence: nothing to decode.
 pub const SILENCE_DBFS: f64 = -70.0;
@@ -92,6 +93,7 @@ pub struct Inference<B: Backend> {
     config: ExperimentConfig,
     fbank: Fbank,
     device: B::Device,
+    precision: Precision,
 }
 
 impl<B: Backend> Inference<B> {
@@ -119,7 +121,15 @@ impl<B: Backend> Inference<B> {
             config,
             fbank,
             device: device.clone(),
+            precision: Precision::F32,
         })
+    }
+
+    /// The model decoding in `precision` (its weights cast once; f16/bf16 on GPU backends).
+    pub fn in_precision(mut self, precision: Precision) -> Self {
+        self.model = cast_module(self.model, precision);
+        self.precision = precision;
+        self
     }
 
     /// The experiment config the model was trained with.
@@ -183,6 +193,7 @@ impl<B: Backend> Inference<B> {
             features.frames,
             features.dim,
         ]);
+        let input = input.cast(self.precision.dtype());
         let search = crate::config::EvalConfig {
             beam,
             ..self.config.eval.clone()

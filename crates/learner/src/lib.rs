@@ -8,4 +8,5 @@ pub mod decode;
 pub mod error;
 pub mod eval;
 pub mod infer;
+pub mod precision;
 pub mod train;

@@ -51,6 +51,7 @@ fn files_decode_and_bad_ones_are_named_errors() {
             out: run.clone(),
             resume: false,
             progress: false,
+            precision: Default::default(),
         },
         Default::default(),
     )

@@ -31,6 +31,7 @@ fn run(
             out: out.to_path_buf(),
             resume,
             progress: false,
+            precision: Default::default(),
         },
         Default::default(),
     )
@@ -187,6 +188,7 @@ fn two_devices_with_half_batches_give_the_one_device_update() {
         out: dir.path().join(name),
         resume: false,
         progress: false,
+        precision: Default::default(),
     };
     {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -92,7 +92,7 @@ impl<B: Backend, const D: usize> GrowingBuffer<B, D> {
         let data = self.data.take().expect("filled");
         let mut shape = data.dims();
         shape[self.time_dim] = needed - shape[self.time_dim];
-        let extra = Tensor::<B, D>::zeros(shape, &data.device());
+        let extra = Tensor::<B, D>::zeros(shape, (&data.device(), data.dtype()));
         self.data = Some(Tensor::cat(vec![data, extra], self.time_dim));
     }
 

@@ -87,7 +87,8 @@ impl Dropout {
         if TypeId::of::<B::Device>() == TypeId::of::<FlexDevice>() {
             let shape = x.shape();
             let mask = host_mask(shape.num_elements(), keep);
-            x * Tensor::<B, D>::from_data(TensorData::new(mask, shape), &device)
+            let dtype = x.dtype();
+            x * Tensor::<B, D>::from_data(TensorData::new(mask, shape), (&device, dtype))
         } else {
             let mask = x.random_like(Distribution::Bernoulli(keep));
             x * mask * (1.0 / keep)

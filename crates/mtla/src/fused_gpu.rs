@@ -16,7 +16,9 @@
 //! same K/V head: for MLA/MTLA's absorbed latent attention all heads read the one shared
 //! latent cache `[c ‖ k_R]` (paper Eq. 12/17), whose first `r` channels are the values.
 //!
-//! Only f32 tensors of a plain (non-fusion) `CubeBackend` are taken, with `d_v` no larger
+//! Tensors of a plain (non-fusion) `CubeBackend` are taken when q, k, v (and the bias) share
+//! one float type, f32, f16 or bf16 (`--precision`; scores, softmax and sums are f32 in the
+//! kernel whatever the storage type), with `d_v` no larger
 //! than the device's cube size; anything else (and anything with gradients) takes the general
 //! path in [`attend`](crate::attend).
 
@@ -74,24 +76,26 @@ mod kernel {
             bias_at = b * bias.stride(0);
         }
 
-        let mut slots = SharedMemory::<F>::new(width);
-        let neg = F::new(NEG);
+        // Scores, softmax and sums in f32 whatever the storage type (f16/bf16 caches included).
+        let mut slots = SharedMemory::<f32>::new(width);
+        let neg = f32::new(NEG);
         let mut m = neg;
-        let mut l = F::new(0.0);
-        let mut acc = F::new(0.0);
+        let mut l = f32::new(0.0);
+        let mut acc = f32::new(0.0);
         let mut t0 = 0;
         while t0 < t_len {
             // Score of this unit's slot.
             let t = t0 + unit;
             let mut s = neg;
             if t < t_len {
-                let mut dot = F::new(0.0);
+                let mut dot = f32::new(0.0);
                 for c in 0..d_k {
-                    dot += q[q_at + c * q.stride(3)] * k[k_at + t * k.stride(2) + c * k.stride(3)];
+                    dot += f32::cast_from(q[q_at + c * q.stride(3)])
+                        * f32::cast_from(k[k_at + t * k.stride(2) + c * k.stride(3)]);
                 }
-                s = dot * F::cast_from(scale);
+                s = dot * scale;
                 if has_bias {
-                    s += bias[bias_at + t * bias.stride(3)];
+                    s += f32::cast_from(bias[bias_at + t * bias.stride(3)]);
                 }
             }
             slots[unit] = s;
@@ -103,20 +107,21 @@ mod kernel {
             }
             let mut m_new = m;
             for j in 0..n {
-                m_new = F::max(m_new, slots[j]);
+                m_new = f32::max(m_new, slots[j]);
             }
             sync_cube();
-            slots[unit] = F::exp(s - m_new);
+            slots[unit] = f32::exp(s - m_new);
             sync_cube();
             // Rescale what was accumulated under the old maximum, then add this chunk.
-            let rescale = F::exp(m - m_new);
+            let rescale = f32::exp(m - m_new);
             l *= rescale;
             acc *= rescale;
             for j in 0..n {
                 let p = slots[j];
                 l += p;
                 if unit < d_v {
-                    acc += p * v[v_at + (t0 + j) * v.stride(2) + unit * v.stride(3)];
+                    acc +=
+                        p * f32::cast_from(v[v_at + (t0 + j) * v.stride(2) + unit * v.stride(3)]);
                 }
             }
             m = m_new;
@@ -124,13 +129,14 @@ mod kernel {
             t0 += width;
         }
         if unit < d_v {
-            out[row * d_v + unit] = acc / l;
+            out[row * d_v + unit] = F::cast_from(acc / l);
         }
     }
 }
 
 /// `softmax(q k^T * scale + bias) v` for one query per head in one kernel launch (see the module
-/// doc); `None` when the tensors are not f32 tensors of a plain WebGPU or CUDA `CubeBackend`, or
+/// doc); `None` when the tensors are not float tensors of one type of a plain WebGPU or CUDA
+/// `CubeBackend`, or
 /// `d_v` exceeds the device's cube size. Shapes as [`fused::decode_attention`](crate::fused::decode_attention).
 pub fn decode_attention<B: Backend>(
     q: &Tensor<B, 4>,
@@ -168,9 +174,12 @@ fn on<B: Backend, R: CubeRuntime>(
     };
     let max_units = qc.client.properties().hardware.max_cube_dim.0 as usize;
     let width = d_v.max(32).next_power_of_two();
-    let f32s = [&qc, &kc, &vc].iter().all(|x| x.dtype == DType::F32)
-        && bc.as_ref().is_none_or(|b| b.dtype == DType::F32);
-    if queries != 1 || t == 0 || heads % kv_heads != 0 || width > max_units || !f32s {
+    // One float storage type for all (f32, f16 or bf16); the kernel computes in f32.
+    let dtype = qc.dtype;
+    let floats = matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
+        && [&kc, &vc].iter().all(|x| x.dtype == dtype)
+        && bc.as_ref().is_none_or(|b| b.dtype == dtype);
+    if queries != 1 || t == 0 || heads % kv_heads != 0 || width > max_units || !floats {
         return None;
     }
     let client = qc.client.clone();
@@ -178,10 +187,10 @@ fn on<B: Backend, R: CubeRuntime>(
         client.clone(),
         qc.device.clone(),
         [batch, heads, 1, d_v].into(),
-        DType::F32,
+        dtype,
     );
     let has_bias = bc.is_some();
-    // Without a bias the kernel never reads it; any f32 tensor fills the slot.
+    // Without a bias the kernel never reads it; any tensor of the same type fills the slot.
     let bias_arg = bc.unwrap_or_else(|| qc.clone());
     decode_attention_kernel::launch::<R>(
         &client,
@@ -195,7 +204,7 @@ fn on<B: Backend, R: CubeRuntime>(
         scale,
         width as u32,
         has_bias,
-        DType::F32.into(),
+        dtype.into(),
     );
     let out: Box<dyn Any> = Box::new(out);
     let out = *out.downcast::<B::FloatTensorPrimitive>().ok()?;

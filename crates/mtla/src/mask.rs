@@ -5,6 +5,7 @@
 //! nothing stays finite instead of turning into NaN.
 
 use burn::prelude::*;
+use burn::tensor::DType;
 
 /// Value added to hidden scores (the reference uses -1e9, not -inf).
 pub const MASKED: f32 = -1e9;
@@ -215,15 +216,22 @@ impl<'a> ChunkLayout<'a> {
     }
 }
 
-/// Uploads a host bias `[rows, queries, len]` as a `[rows, 1, queries, len]` tensor.
+/// Uploads a host bias `[rows, queries, len]` as a `[rows, 1, queries, len]` tensor of type
+/// `dtype` (the scores'). In f16, whose range ends at 65504, hidden keys get f16's lowest
+/// finite value rather than -1e9, which would round to -inf (and a row that sees nothing to NaN).
 pub fn bias_tensor<B: Backend>(
     rows: usize,
     queries: usize,
     len: usize,
-    data: Vec<f32>,
+    mut data: Vec<f32>,
     device: &B::Device,
+    dtype: DType,
 ) -> Tensor<B, 4> {
-    Tensor::<B, 1>::from_floats(data.as_slice(), device).reshape([rows, 1, queries, len])
+    if dtype == DType::F16 {
+        let lowest = f32::from(burn::tensor::f16::MIN);
+        data.iter_mut().for_each(|v| *v = v.max(lowest));
+    }
+    Tensor::<B, 1>::from_data(data.as_slice(), (device, dtype)).reshape([rows, 1, queries, len])
 }
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ impl<B: Backend> MultiHeadAttention<B> {
         let kv = self.keys_values(keys_values, &rope);
         let layout = ChunkLayout::new(1, t, padding);
         let (rows, bias) = layout.bias(s);
-        let bias = bias_tensor(rows, s, t, bias, &q.device());
+        let bias = bias_tensor(rows, s, t, bias, &q.device(), q.dtype());
         Ok((self.attend(q, &kv, Some(bias)), kv))
     }
 
@@ -196,7 +196,10 @@ impl<B: Backend> MultiHeadAttention<B> {
         cache.keys.push(new.keys);
         cache.values.push(new.values);
         if let Some(bias) = cache.slot_bias.as_mut() {
-            bias.push(Tensor::zeros([bias.batch(), 1, 1, 1], &q.device()));
+            bias.push(Tensor::zeros(
+                [bias.batch(), 1, 1, 1],
+                (&q.device(), q.dtype()),
+            ));
         }
         let kv = KeysValues {
             keys: cache.keys.view(),
@@ -212,7 +215,7 @@ fn cache_from<B: Backend>(kv: KeysValues<B>, padding: Option<&KeyPadding>) -> Ca
     let device = kv.keys.device();
     let slot_bias = padding
         .and_then(KeyPadding::key_bias)
-        .map(|bias| GrowingBuffer::new(bias_tensor(b, 1, t, bias, &device), 3));
+        .map(|bias| GrowingBuffer::new(bias_tensor(b, 1, t, bias, &device, kv.keys.dtype()), 3));
     Cache::Kv(KvCache {
         keys: GrowingBuffer::new(kv.keys, 2),
         values: GrowingBuffer::new(kv.values, 2),

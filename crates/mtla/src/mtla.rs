@@ -219,8 +219,8 @@ impl<B: Backend> Mtla<B> {
         let index = Tensor::<B, 1>::from_floats(index.as_slice(), &device).reshape([rows, t]);
         let mut weighted = c.clone() * hypernet.weights(c, index);
         if let Some(keep) = layout.keep() {
-            weighted =
-                weighted * Tensor::<B, 1>::from_floats(keep.as_slice(), &device).reshape([b, t, 1]);
+            let keep = Tensor::<B, 1>::from_data(keep.as_slice(), (&device, weighted.dtype()));
+            weighted = weighted * keep.reshape([b, t, 1]);
         }
         Latents {
             states: chunk_cumsum(weighted, self.down_rate, b, t, r),
@@ -260,7 +260,7 @@ impl<B: Backend> Mtla<B> {
         let layout = ChunkLayout::new(self.down_rate, t, padding);
         let latents = self.latents(keys_values, &rope, &layout);
         let (rows, bias) = layout.bias(s);
-        let bias = bias_tensor(rows, s, t, bias, &q.device());
+        let bias = bias_tensor(rows, s, t, bias, &q.device(), q.dtype());
         let slots = Tensor::cat(vec![latents.states.clone(), latents.rope_keys.clone()], 2)
             .unsqueeze_dim(1);
         Ok((self.attend(q, slots, Some(bias), &absorbed), latents))
@@ -324,7 +324,7 @@ impl<B: Backend> Mtla<B> {
     /// last row when the last chunk is still open.
     fn cache_from(&self, latents: Latents<B>, layout: &ChunkLayout) -> Cache<B> {
         let [b, t, _] = latents.states.dims();
-        let device = latents.states.device();
+        let (device, dtype) = (latents.states.device(), latents.states.dtype());
         let s = self.down_rate;
         let ends: Vec<i64> = (0..t.div_ceil(s))
             .map(|c| (((c + 1) * s).min(t) - 1) as i64)
@@ -354,7 +354,7 @@ impl<B: Backend> Mtla<B> {
         });
         let slot_bias = layout.slot_bias().map(|bias| {
             let n = bias.len() / b;
-            GrowingBuffer::new(bias_tensor(b, 1, n, bias, &device), 3)
+            GrowingBuffer::new(bias_tensor(b, 1, n, bias, &device, dtype), 3)
         });
         Cache::Latent(LatentCache {
             slots: GrowingBuffer::new(slots.unsqueeze_dim(1), 2),
@@ -403,7 +403,10 @@ impl<B: Backend> Mtla<B> {
                 .slots
                 .push(Tensor::cat(vec![weighted, k_rope], 2).unsqueeze_dim(1));
             if let Some(bias) = cache.slot_bias.as_mut() {
-                bias.push(Tensor::zeros([bias.batch(), 1, 1, 1], &q.device()));
+                bias.push(Tensor::zeros(
+                    [bias.batch(), 1, 1, 1],
+                    (&q.device(), q.dtype()),
+                ));
             }
         } else {
             let merged = cache
@@ -415,7 +418,10 @@ impl<B: Backend> Mtla<B> {
                 .slots
                 .set_last(Tensor::cat(vec![merged, k_rope.unsqueeze_dim(1)], 3));
             if let Some(bias) = cache.slot_bias.as_mut() {
-                bias.set_last(Tensor::zeros([bias.batch(), 1, 1, 1], &q.device()));
+                bias.set_last(Tensor::zeros(
+                    [bias.batch(), 1, 1, 1],
+                    (&q.device(), q.dtype()),
+                ));
             }
         }
         cache.tokens += 1;
@@ -471,7 +477,7 @@ fn chunk_cumsum<B: Backend>(
     }
     let chunks = t.div_ceil(s);
     let padded = if chunks * s > t {
-        let zeros = Tensor::zeros([b, chunks * s - t, r], &x.device());
+        let zeros = Tensor::zeros([b, chunks * s - t, r], (&x.device(), x.dtype()));
         Tensor::cat(vec![x, zeros], 1)
     } else {
         x

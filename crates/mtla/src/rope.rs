@@ -64,18 +64,18 @@ impl<B: Backend> Rope<B> {
     /// Rotates `x` `[batch, time, heads, dim]`.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [b, t, h, d] = x.dims();
+        // Angles are f32 (positions need it); the tables follow x's precision.
+        let dtype = x.dtype();
         let swapped = x
             .clone()
             .reshape([b * t * h, d])
-            .matmul(self.swap.clone())
+            .matmul(self.swap.clone().cast(dtype))
             .reshape([b, t, h, d]);
+        let (cos, sin) = (self.cos.clone().cast(dtype), self.sin.clone().cast(dtype));
         let (cos, sin) = if h == 1 {
-            (self.cos.clone(), self.sin.clone())
+            (cos, sin)
         } else {
-            (
-                self.cos.clone().repeat_dim(2, h),
-                self.sin.clone().repeat_dim(2, h),
-            )
+            (cos.repeat_dim(2, h), sin.repeat_dim(2, h))
         };
         x * cos + swapped * sin
     }

@@ -7,7 +7,7 @@
 use burn::backend::wgpu::{Wgpu, WgpuDevice};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use burn::tensor::Distribution;
+use burn::tensor::{DType, Distribution, FloatDType};
 use mtla::fused_gpu::decode_attention;
 
 type B = Wgpu;
@@ -58,6 +58,13 @@ struct Case {
 }
 
 fn check(device: &WgpuDevice, c: Case) {
+    check_in(device, c, FloatDType::F32);
+}
+
+/// [`check`] with q, k, v and the bias stored as `dtype` (`--precision f16|bf16`): the kernel
+/// computes in f32, so it must match plain f32 attention of the same rounded inputs up to the
+/// rounding of its output.
+fn check_in(device: &WgpuDevice, c: Case, dtype: FloatDType) {
     let Case {
         batch,
         heads,
@@ -98,14 +105,35 @@ fn check(device: &WgpuDevice, c: Case) {
         Tensor::<B, 1>::from_floats(rows.as_slice(), device).reshape([batch, 1, 1, t])
     });
     let scale = 1.0 / (d_k as f32).sqrt();
+    let stored = |x: &Tensor<B, 4>| x.clone().cast(dtype);
+    let (q, k, v, bias) = (
+        stored(&q),
+        stored(&k),
+        stored(&v),
+        bias.as_ref().map(stored),
+    );
     let fused = decode_attention(&q, &k, &v, bias.as_ref(), scale)
-        .expect("the fused kernel takes plain f32 wgpu tensors");
+        .expect("the fused kernel takes plain float wgpu tensors");
     assert_eq!(fused.dims(), [batch, heads, 1, d_v]);
-    let reference = plain(&q, &k, &v, bias.as_ref(), scale);
-    let diff = max_diff(fused, reference);
+    assert_eq!(fused.dtype(), DType::from(dtype));
+    let f32s = |x: &Tensor<B, 4>| x.clone().cast(FloatDType::F32);
+    let reference = plain(
+        &f32s(&q),
+        &f32s(&k),
+        &f32s(&v),
+        bias.as_ref().map(f32s).as_ref(),
+        scale,
+    );
+    let diff = max_diff(f32s(&fused), reference);
+    // Outputs are convex combinations of values within ±5: the output's own rounding.
+    let tolerance = match dtype {
+        FloatDType::F16 => 5e-3,
+        FloatDType::BF16 => 4e-2,
+        _ => 1e-5,
+    };
     assert!(
-        diff < 1e-5,
-        "heads {heads}/{kv_heads}, T {t}, d {d_k}/{d_v}: max |fused - plain| = {diff}"
+        diff < tolerance,
+        "{dtype:?} heads {heads}/{kv_heads}, T {t}, d {d_k}/{d_v}: max |fused - plain| = {diff}"
     );
 }
 
@@ -183,6 +211,34 @@ fn fused_gpu_decode_matches_plain_attention() {
             masked: true,
         },
     );
+}
+
+#[test]
+fn fused_gpu_decode_in_half_precision() {
+    let Some(device) = adapter() else {
+        eprintln!("skipped: no WebGPU adapter");
+        return;
+    };
+    for dtype in [FloatDType::F16, FloatDType::BF16] {
+        if !B::supports_dtype(&device, dtype.into()) {
+            eprintln!("skipped {dtype:?}: this adapter has no {dtype:?} arithmetic");
+            continue;
+        }
+        for latent in [false, true] {
+            let (kv_heads, d_k) = if latent { (1, 80) } else { (2, 32) };
+            let case = Case {
+                batch: 3,
+                heads: 4,
+                kv_heads,
+                t: 300,
+                d_k,
+                d_v: 32,
+                latent,
+                masked: true,
+            };
+            check_in(&device, case, dtype);
+        }
+    }
 }
 
 #[test]

@@ -13,8 +13,10 @@ use burn::nn::{
 };
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use burn::tensor::DType;
 use mtla::dropout::Dropout;
 use mtla::linear::linear;
+use mtla::mask::bias_tensor;
 use mtla::{Attention, Cache, KeyPadding};
 
 use crate::attention::{Memory, MultiHeadAttention};
@@ -224,7 +226,10 @@ impl<B: Backend> Decoder<B> {
         let [b, l, d] = encoder.dims();
         match layout.region.cmp(&l) {
             std::cmp::Ordering::Greater => {
-                let pad = Tensor::zeros([b, layout.region - l, d], &encoder.device());
+                let pad = Tensor::zeros(
+                    [b, layout.region - l, d],
+                    (&encoder.device(), encoder.dtype()),
+                );
                 Tensor::cat(vec![encoder, pad], 1)
             }
             std::cmp::Ordering::Less => encoder.slice(s![.., 0..layout.region, ..]),
@@ -249,7 +254,7 @@ impl<B: Backend> Decoder<B> {
         let positions = layout.positions::<B>(&device);
         let padding = layout.padding();
         let prefix = self.prefix.then(|| self.prefix(encoder.clone(), &layout));
-        let memory_bias = memory_bias(encoder_lengths, encoder.dims()[1], &device);
+        let memory_bias = memory_bias(encoder_lengths, encoder.dims()[1], &device, encoder.dtype());
         for layer in &self.layers {
             x = match layer {
                 DecoderLayer::Prefix(p) => {
@@ -310,7 +315,7 @@ impl<B: Backend> Decoder<B> {
         Ok(DecoderState {
             caches,
             memories,
-            memory_bias: memory_bias(encoder_lengths, encoder.dims()[1], &device),
+            memory_bias: memory_bias(encoder_lengths, encoder.dims()[1], &device, encoder.dtype()),
             next_position: layout.first_target_positions(&device),
             steps: 0,
         })
@@ -364,13 +369,14 @@ impl<B: Backend> Decoder<B> {
     }
 }
 
-/// `[batch, 1, 1, L]` bias hiding padded encoder frames from cross-attention.
+/// `[batch, 1, 1, L]` bias hiding padded encoder frames from cross-attention, in `dtype`.
 fn memory_bias<B: Backend>(
     lengths: &[usize],
     l: usize,
     device: &B::Device,
+    dtype: DType,
 ) -> Option<Tensor<B, 4>> {
-    KeyPadding::from_lengths(lengths, l).key_bias().map(|bias| {
-        Tensor::<B, 1>::from_floats(bias.as_slice(), device).reshape([lengths.len(), 1, 1, l])
-    })
+    KeyPadding::from_lengths(lengths, l)
+        .key_bias()
+        .map(|bias| bias_tensor(lengths.len(), 1, l, bias, device, dtype))
 }

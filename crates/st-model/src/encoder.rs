@@ -5,6 +5,7 @@
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 use mtla::dropout::Dropout;
+use mtla::mask::bias_tensor;
 use mtla::KeyPadding;
 
 use crate::attention::MultiHeadAttention;
@@ -86,15 +87,15 @@ impl<B: Backend> Encoder<B> {
             .into_iter()
             .map(|l| l.min(t))
             .collect();
-        let device = x.device();
+        let (device, dtype) = (x.device(), x.dtype());
         let x = x.mul_scalar((d as f64).sqrt())
-            + sinusoidal_positions::<B>(t, d, &device).unsqueeze_dim(0);
+            + sinusoidal_positions::<B>(t, d, &device)
+                .cast(dtype)
+                .unsqueeze_dim(0);
         let mut x = self.dropout.forward(x);
         let key_bias = KeyPadding::from_lengths(&lengths, t)
             .key_bias()
-            .map(|bias| {
-                Tensor::<B, 1>::from_floats(bias.as_slice(), &device).reshape([b, 1, 1, t])
-            });
+            .map(|bias| bias_tensor(b, 1, t, bias, &device, dtype));
         for layer in &self.layers {
             x = layer.forward(x, key_bias.clone());
         }

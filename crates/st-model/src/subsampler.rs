@@ -55,7 +55,8 @@ impl<B: Backend> Subsampler<B> {
                 .iter()
                 .flat_map(|&n| (0..t).map(move |j| f32::from(j < n)))
                 .collect();
-            x = x * Tensor::<B, 1>::from_floats(keep.as_slice(), &device).reshape([
+            let dtype = x.dtype();
+            x = x * Tensor::<B, 1>::from_data(keep.as_slice(), (&device, dtype)).reshape([
                 frames.len(),
                 1,
                 t,

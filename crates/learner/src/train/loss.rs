@@ -1,8 +1,10 @@
 //! fairseq's `label_smoothed_cross_entropy`: with `eps_i = eps / (V - 1)`,
-//! `loss = (1 - eps - eps_i) * nll + eps_i * sum_v(-log p_v)`, summed over non-padding targets.
+//! `loss = (1 - eps - eps_i) * nll + eps_i * sum_v(-log p_v)`, summed over non-padding targets,
+//! in f32 whatever the model's precision (fairseq's `log_softmax(logits.float())`).
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use burn::tensor::FloatDType;
 
 /// Summed losses of a batch, as tensors (no host sync).
 #[derive(Debug, Clone)]
@@ -24,8 +26,12 @@ pub fn label_smoothed_nll<B: Backend>(
     epsilon: f64,
 ) -> LossSums<B> {
     let [b, s, v] = logits.dims();
-    let lprobs = log_softmax(logits, 2);
-    let keep = targets.clone().not_equal_elem(pad as i64).float();
+    let lprobs = log_softmax(logits.cast(FloatDType::F32), 2);
+    let keep = targets
+        .clone()
+        .not_equal_elem(pad as i64)
+        .float()
+        .cast(FloatDType::F32);
     let nll = -lprobs
         .clone()
         .gather(2, targets.clone().reshape([b, s, 1]))

@@ -12,6 +12,7 @@ use super::trainee::Trainee;
 use super::trainer::{Run, TrainReport};
 use crate::config::ExperimentConfig;
 use crate::error::{LearnerError, Result};
+use crate::precision::{check_supported, Precision};
 use data::{Dataset, DatasetOptions, Tokenizer, SHOW_ISSUES};
 
 /// What `mtla-st train` was asked to do.
@@ -24,6 +25,8 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Progress bars while extracting features.
     pub progress: bool,
+    /// The forward pass's float precision (f16 / bf16 on GPU backends; weights stay f32).
+    pub precision: Precision,
 }
 
 /// The tokenizer of a run: the config's, the run's own, or trained on the training targets.
@@ -81,6 +84,9 @@ pub fn train_on_devices<B: AutodiffBackend>(
     let Some(device) = devices.first().cloned() else {
         return Err(LearnerError::Config("no device to train on".into()));
     };
+    for d in &devices {
+        check_supported::<B>(d, opts.precision)?;
+    }
     let mut config = opts.config.clone();
     let run = &opts.out;
     std::fs::create_dir_all(run).map_err(|e| LearnerError::io(run, e))?;
@@ -160,6 +166,7 @@ pub fn train_on_devices<B: AutodiffBackend>(
         ctc_weight: config.model.ctc_weight,
         pad: tokenizer.pad_id() as usize,
         eos: tokenizer.eos_id() as usize,
+        precision: opts.precision,
     };
     let mut run = Run::<B>::new(
         config,
@@ -170,6 +177,7 @@ pub fn train_on_devices<B: AutodiffBackend>(
         resume,
     );
     run.devices = devices;
+    run.precision = opts.precision;
     let (report, _) = run.launch(trainee)?;
     Ok(report)
 }

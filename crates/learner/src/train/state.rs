@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LearnerError, Result};
+use crate::precision::LossScaler;
 
 /// A kept checkpoint and its validation scores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +49,9 @@ pub struct RunState {
     /// Real (unpadded) feature frames trained on.
     #[serde(default)]
     pub train_frames: u64,
+    /// f16 training's loss scaler, as it stood at this point (resumed exactly).
+    #[serde(default)]
+    pub loss_scaler: Option<LossScaler>,
     /// The last checkpoint (its `.model.bin`/`.optim.bin` resume training).
     pub last: Option<Kept>,
     /// The best checkpoints by validation accuracy, best first.

@@ -5,12 +5,14 @@
 use burn::nn::loss::CTCLossConfig;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::FloatDType;
 use burn::train::{InferenceStep, SequenceOutput, TrainOutput, TrainStep};
 use st_model::SpeechModel;
 
 use super::batch::TrainBatch;
 use super::loss::{label_smoothed_nll, LossSums};
 use crate::error::Result;
+use crate::precision::{cast_module, Precision};
 
 #[derive(Module, Debug)]
 pub struct Trainee<B: Backend> {
@@ -19,6 +21,10 @@ pub struct Trainee<B: Backend> {
     pub ctc_weight: f64,
     pub pad: usize,
     pub eos: usize,
+    /// The forward pass's precision (`--precision`): the parameters stay f32, a cast copy
+    /// computes, the loss is summed in f32.
+    #[module(skip)]
+    pub precision: Precision,
 }
 
 /// A batch's objective and what the metrics need.
@@ -49,8 +55,9 @@ impl<B: Backend> Objective<B> {
 impl<B: Backend> Trainee<B> {
     /// Teacher-forced objective of `batch` (sums, not means).
     pub fn objective(&self, batch: &TrainBatch<B>) -> Result<Objective<B>> {
-        let out = self.model.forward(
-            batch.features.clone(),
+        let model = cast_module(self.model.clone(), self.precision);
+        let out = model.forward(
+            batch.features.clone().cast(self.precision.dtype()),
             &batch.frames,
             batch.inputs.clone(),
             &batch.lengths,
@@ -84,8 +91,8 @@ impl<B: Backend> Trainee<B> {
         })
     }
 
-    /// Summed CTC loss of the target tokens (EOS excluded) against the encoder output; the
-    /// blank is PAD, which never occurs in targets.
+    /// Summed CTC loss of the target tokens (EOS excluded) against the encoder output, in f32
+    /// whatever the model's precision; the blank is PAD, which never occurs in targets.
     fn ctc(
         &self,
         log_probs: Tensor<B, 3>,
@@ -105,7 +112,7 @@ impl<B: Backend> Trainee<B> {
             .with_zero_infinity(true)
             .init();
         ctc.forward(
-            log_probs.swap_dims(0, 1),
+            log_probs.cast(FloatDType::F32).swap_dims(0, 1),
             targets,
             Tensor::from_ints(inputs.as_slice(), &device),
             Tensor::from_ints(lengths.as_slice(), &device),

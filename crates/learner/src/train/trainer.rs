@@ -40,6 +40,7 @@ use super::state::{update_best, CheckpointDir, Kept, RunState};
 use super::trainee::Trainee;
 use crate::config::ExperimentConfig;
 use crate::error::{LearnerError, Result};
+use crate::precision::{LossScaler, Precision};
 
 type Optim<B> = OptimizerAdaptor<Adam, Trainee<B>, B>;
 type Components<B> = LearningComponentsMarker<B, f64, Trainee<B>, Optim<B>>;
@@ -138,6 +139,9 @@ pub struct Run<B: AutodiffBackend> {
     /// Data parallelism: every batch is split over these devices (the first is `device`, which
     /// holds the model and the optimizer); one device trains as before.
     pub devices: Vec<B::Device>,
+    /// The forward pass's precision (the model computes in it, [`crate::precision`]); f16
+    /// scales the loss ([`LossScaler`]).
+    pub precision: Precision,
     pub resume: Option<RunState>,
     outcome: Mutex<Option<Result<TrainReport>>>,
     valid_label: ValidLabel,
@@ -159,6 +163,7 @@ impl<B: AutodiffBackend> Run<B> {
             valid: Arc::new(valid),
             devices: vec![device.clone()],
             device,
+            precision: Precision::F32,
             resume,
             outcome: Mutex::new(None),
             valid_label: ValidLabel::default(),
@@ -346,14 +351,15 @@ impl<B: AutodiffBackend> Run<B> {
 
     /// Splits the batch's utterances over the devices into contiguous parts and runs each part's
     /// forward and backward on its device in its own thread (the model forked there), the
-    /// gradients brought back to the main device. Each part's loss is divided by the whole
-    /// update's target tokens, so the summed gradients are those of the unsplit batch.
+    /// gradients brought back to the main device. Each part's loss is divided by `divisor`, the
+    /// whole update's target tokens (over the loss scale in f16), so the summed gradients are
+    /// those of the unsplit batch.
     fn shards(
         &self,
         model: &Trainee<B>,
         indices: &[usize],
         epoch: u64,
-        group_tokens: f64,
+        divisor: f64,
     ) -> Result<Vec<Shard<B>>> {
         let parts: Vec<&[usize]> = indices
             .chunks(indices.len().div_ceil(self.devices.len()).max(1))
@@ -364,7 +370,7 @@ impl<B: AutodiffBackend> Run<B> {
                 indices,
                 epoch,
                 &self.device,
-                group_tokens,
+                divisor,
             )?]);
         }
         std::thread::scope(|scope| {
@@ -375,10 +381,10 @@ impl<B: AutodiffBackend> Run<B> {
                 .map(|(k, (part, device))| {
                     scope.spawn(move || {
                         if k == 0 {
-                            return self.shard(model, part, epoch, device, group_tokens);
+                            return self.shard(model, part, epoch, device, divisor);
                         }
                         let replica = model.clone().fork(device);
-                        let mut shard = self.shard(&replica, part, epoch, device, group_tokens)?;
+                        let mut shard = self.shard(&replica, part, epoch, device, divisor)?;
                         shard.grads = shard.grads.to_device(&self.device, &replica);
                         Ok(shard)
                     })
@@ -391,14 +397,14 @@ impl<B: AutodiffBackend> Run<B> {
         })
     }
 
-    /// Forward and backward of the utterances `indices` on `device`.
+    /// Forward and backward of the utterances `indices` on `device`, the loss divided by `divisor`.
     fn shard(
         &self,
         model: &Trainee<B>,
         indices: &[usize],
         epoch: u64,
         device: &B::Device,
-        group_tokens: f64,
+        divisor: f64,
     ) -> Result<Shard<B>> {
         let batch = self.train.load::<B>(indices, epoch, device)?;
         let objective = model.objective(&batch)?;
@@ -407,7 +413,7 @@ impl<B: AutodiffBackend> Run<B> {
         let nll = scalar(objective.sums.nll.clone());
         let dec_loss = scalar(objective.sums.loss.clone());
         let ctc = objective.ctc.clone().map(scalar);
-        let grads = objective.loss.clone().div_scalar(group_tokens).backward();
+        let grads = objective.loss.clone().div_scalar(divisor).backward();
         Ok(Shard {
             loss,
             nll,
@@ -438,6 +444,13 @@ impl<B: AutodiffBackend> Run<B> {
             epoch: 1,
             ..RunState::default()
         });
+        // f16 scales its loss; a run resumed in another precision drops or starts the scaler.
+        state.loss_scaler = match self.precision {
+            Precision::F16 => state
+                .loss_scaler
+                .or_else(|| Some(LossScaler::new(self.devices.len(), t.update_freq))),
+            _ => None,
+        };
         if let Some(last) = self.resume.as_ref().and_then(|s| s.last.clone()) {
             let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
             let stem = last.file.trim_end_matches(".safetensors").to_string();
@@ -502,8 +515,10 @@ impl<B: AutodiffBackend> Run<B> {
                     B::seed(device, update_seed);
                 }
                 mtla::dropout::seed(update_seed);
+                let loss_scale = state.loss_scaler.map_or(1.0, |s| s.scale);
                 for (i, indices) in batches.iter().enumerate().take(end).skip(first) {
-                    for shard in self.shards(&current, indices, state.epoch, group_tokens)? {
+                    let divisor = group_tokens / loss_scale;
+                    for shard in self.shards(&current, indices, state.epoch, divisor)? {
                         if !shard.loss.is_finite() {
                             let last = state.last.as_ref().map_or("none".to_string(), |k| {
                                 ckpt.path(&k.file).display().to_string()
@@ -530,7 +545,21 @@ impl<B: AutodiffBackend> Run<B> {
                     }
                 }
                 let mut grads = accumulator.grads();
-                let norm = clip_global_norm::<B, _>(&current, &mut grads, t.clip_norm);
+                let norm = clip_global_norm::<B, _>(&current, &mut grads, t.clip_norm, loss_scale);
+                if let Some(scaler) = state.loss_scaler.as_mut() {
+                    let overflow = !norm.is_finite();
+                    scaler.record(overflow).map_err(LearnerError::Training)?;
+                    if overflow {
+                        // As fairseq: the overflowing update is skipped, the scale halved.
+                        let line = serde_json::json!({
+                            "update": state.updates + 1, "skipped": "f16 gradient overflow",
+                            "loss_scale": scaler.scale, "wall_s": elapsed(),
+                        });
+                        writeln!(log, "{line}").map_err(|e| LearnerError::io(&log_path, e))?;
+                        state.next_batch = end;
+                        continue;
+                    }
+                }
                 let lr = schedule.lr(state.updates + 1);
                 *slot = Some(optim.step(lr, current, grads));
                 state.updates += 1;
@@ -548,11 +577,14 @@ impl<B: AutodiffBackend> Run<B> {
                 }
                 // The objective, then its parts: the decoder's label-smoothed loss and NLL, CTC.
                 let bits = |sum: f64| sum / group_tokens / std::f64::consts::LN_2;
-                let line = serde_json::json!({
+                let mut line = serde_json::json!({
                     "update": state.updates, "epoch": state.epoch, "loss": bits(loss_sum),
                     "dec_loss": bits(dec_sum), "nll": bits(nll_sum), "ctc_loss": ctc_sum.map(bits),
                     "lr": lr, "gnorm": norm, "ntokens": group_tokens, "frames": frames, "wall_s": elapsed(),
                 });
+                if let Some(scaler) = state.loss_scaler {
+                    line["loss_scale"] = scaler.scale.into();
+                }
                 writeln!(log, "{line}").map_err(|e| LearnerError::io(&log_path, e))?;
                 let at_interval =
                     t.validate_every_updates > 0 && state.updates % t.validate_every_updates == 0;
