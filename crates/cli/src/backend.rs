@@ -84,17 +84,20 @@ fn run_wgpu<T: DevicesTask>(
     task: T,
 ) -> anyhow::Result<T::Output> {
     use burn::backend::wgpu::{Wgpu, WgpuDevice};
-    let mut devices = Vec::new();
-    for &i in indices {
-        let device = if i == 0 {
-            WgpuDevice::DefaultDevice
-        } else {
-            WgpuDevice::DiscreteGpu(i)
-        };
-        usable::<Wgpu>(&device, precision, "WebGPU adapter")?;
-        devices.push(device);
-    }
-    task.run::<Wgpu>(devices, BackendKind::Wgpu)
+    let devices = indices
+        .iter()
+        .map(|&i| match i {
+            0 => WgpuDevice::DefaultDevice,
+            i => WgpuDevice::DiscreteGpu(i),
+        })
+        .collect();
+    run_gpu::<Wgpu, T>(
+        devices,
+        precision,
+        BackendKind::Wgpu,
+        "WebGPU adapter",
+        task,
+    )
 }
 
 #[cfg(not(feature = "wgpu"))]
@@ -109,13 +112,23 @@ fn run_cuda<T: DevicesTask>(
     task: T,
 ) -> anyhow::Result<T::Output> {
     use burn::backend::cuda::{Cuda, CudaDevice};
-    let mut devices = Vec::new();
-    for &i in indices {
-        let device = CudaDevice::new(i);
-        usable::<Cuda>(&device, precision, "CUDA device")?;
-        devices.push(device);
+    let devices = indices.iter().map(|&i| CudaDevice::new(i)).collect();
+    run_gpu::<Cuda, T>(devices, precision, BackendKind::Cuda, "CUDA device", task)
+}
+
+/// Runs `task` on GPU `devices` once each is [`usable`] in `precision`.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn run_gpu<B: Backend, T: DevicesTask>(
+    devices: Vec<B::Device>,
+    precision: Precision,
+    kind: BackendKind,
+    what: &str,
+    task: T,
+) -> anyhow::Result<T::Output> {
+    for device in &devices {
+        usable::<B>(device, precision, what)?;
     }
-    task.run::<Cuda>(devices, BackendKind::Cuda)
+    task.run::<B>(devices, kind)
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -1,4 +1,4 @@
-//! The float precision a device computes in (`--precision f32|f16|bf16`), and the dynamic loss
+//! The float precision a model computes in (`--precision f32|f16|bf16`), and the dynamic loss
 //! scaling that f16 training needs.
 //!
 //! Mixed precision as fairseq's `--fp16` / `--bf16`: the parameters and Adam's moments stay f32
@@ -19,9 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LearnerError, Result};
 
-/// The float type of a device's tensors.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// The float type a model computes in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Precision {
     /// 32-bit floats: the default, and the only precision of the CPU backend.
     #[default]

@@ -177,7 +177,6 @@ pub fn train_on_devices<B: AutodiffBackend>(
         resume,
     );
     run.devices = devices;
-    run.precision = opts.precision;
     let (report, _) = run.launch(trainee)?;
     Ok(report)
 }

@@ -139,9 +139,6 @@ pub struct Run<B: AutodiffBackend> {
     /// Data parallelism: every batch is split over these devices (the first is `device`, which
     /// holds the model and the optimizer); one device trains as before.
     pub devices: Vec<B::Device>,
-    /// The forward pass's precision (the model computes in it, [`crate::precision`]); f16
-    /// scales the loss ([`LossScaler`]).
-    pub precision: Precision,
     pub resume: Option<RunState>,
     outcome: Mutex<Option<Result<TrainReport>>>,
     valid_label: ValidLabel,
@@ -163,7 +160,6 @@ impl<B: AutodiffBackend> Run<B> {
             valid: Arc::new(valid),
             devices: vec![device.clone()],
             device,
-            precision: Precision::F32,
             resume,
             outcome: Mutex::new(None),
             valid_label: ValidLabel::default(),
@@ -444,8 +440,10 @@ impl<B: AutodiffBackend> Run<B> {
             epoch: 1,
             ..RunState::default()
         });
-        // f16 scales its loss; a run resumed in another precision drops or starts the scaler.
-        state.loss_scaler = match self.precision {
+        // f16 (the trainee's forward precision) scales its loss; a run resumed in another
+        // precision drops or starts the scaler.
+        let precision = slot.as_ref().map_or(Precision::F32, |m| m.precision);
+        state.loss_scaler = match precision {
             Precision::F16 => state
                 .loss_scaler
                 .or_else(|| Some(LossScaler::new(self.devices.len(), t.update_freq))),
