@@ -10,10 +10,8 @@
 //! training stays reproducible and exactly resumable. GPU backends keep burn's own on-device
 //! sampling (a host mask would cross the bus at every call).
 
-use std::any::TypeId;
 use std::sync::Mutex;
 
-use burn::backend::flex::FlexDevice;
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use rayon::prelude::*;
@@ -84,7 +82,7 @@ impl Dropout {
             return x;
         }
         let keep = 1.0 - self.prob;
-        if TypeId::of::<B::Device>() == TypeId::of::<FlexDevice>() {
+        if crate::cpu::on_cpu::<B>() {
             let shape = x.shape();
             let mask = host_mask(shape.num_elements(), keep);
             let dtype = x.dtype();

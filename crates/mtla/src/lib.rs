@@ -14,11 +14,13 @@ pub mod attend;
 pub mod attention;
 pub mod cache;
 pub mod config;
+pub mod cpu;
 pub mod dropout;
 pub mod error;
 pub mod fused;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod fused_gpu;
+pub mod heads;
 pub mod hypernet;
 pub mod import;
 pub mod inplace;

@@ -12,6 +12,7 @@ use crate::attend::grouped_attention;
 use crate::cache::{Cache, GrowingBuffer, KvCache};
 use crate::config::AttentionConfig;
 use crate::error::{MtlaError, Result};
+use crate::heads::merge_heads;
 use crate::linear::linear;
 use crate::mask::{bias_tensor, ChunkLayout, KeyPadding};
 use crate::rope::Rope;
@@ -88,11 +89,7 @@ impl<B: Backend> MultiHeadAttention<B> {
     }
 
     fn output(&self, heads: Tensor<B, 4>) -> Tensor<B, 3> {
-        let [b, _, s, _] = heads.dims();
-        linear(
-            &self.out_proj,
-            heads.swap_dims(1, 2).reshape([b, s, self.d_model()]),
-        )
+        linear(&self.out_proj, merge_heads(heads))
     }
 
     fn attend(

@@ -21,6 +21,7 @@ use crate::attend::grouped_attention;
 use crate::cache::{Cache, GrowingBuffer, LatentCache};
 use crate::config::{AttentionConfig, AttentionKind};
 use crate::error::{MtlaError, Result};
+use crate::heads::merge_heads;
 use crate::hypernet::HyperNetwork;
 use crate::linear::linear;
 use crate::mask::{bias_tensor, ChunkLayout, KeyPadding};
@@ -172,14 +173,8 @@ impl<B: Backend> Mtla<B> {
 
     /// Attention output `[batch, heads, S, r]` in the latent space -> `[batch, S, d]`.
     fn output(&self, latent: Tensor<B, 4>, absorbed: &Absorbed<B>) -> Tensor<B, 3> {
-        let [b, _, s, _] = latent.dims();
         let heads = per_head_matmul(latent, absorbed.w_uv.clone());
-        linear(
-            &self.wo,
-            heads
-                .swap_dims(1, 2)
-                .reshape([b, s, self.num_heads * self.v_head_dim]),
-        )
+        linear(&self.wo, merge_heads(heads))
     }
 
     /// Latent `c` and rotated RoPE key of every key/value token.

@@ -5,6 +5,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use mtla::attend::grouped_attention;
 use mtla::dropout::Dropout;
+use mtla::heads::{merge_heads, split_heads};
 use mtla::linear::linear;
 
 #[derive(Module, Debug)]
@@ -52,9 +53,7 @@ impl<B: Backend> MultiHeadAttention<B> {
     }
 
     fn split(&self, x: Tensor<B, 3>) -> Tensor<B, 4> {
-        let [b, t, d] = x.dims();
-        x.reshape([b, t, self.heads, d / self.heads])
-            .swap_dims(1, 2)
+        split_heads(x, self.heads)
     }
 
     /// Keys and values of `memory` `[batch, T, d]`.
@@ -73,7 +72,7 @@ impl<B: Backend> MultiHeadAttention<B> {
         memory: &Memory<B>,
         key_bias: Option<Tensor<B, 4>>,
     ) -> Tensor<B, 3> {
-        let [b, s, d] = queries.dims();
+        let d = queries.dims()[2];
         let q = self.split(linear(&self.q_proj, queries));
         let scale = ((d / self.heads) as f64).powf(-0.5);
         let out = grouped_attention(
@@ -84,6 +83,6 @@ impl<B: Backend> MultiHeadAttention<B> {
             scale,
             &self.dropout,
         );
-        linear(&self.out_proj, out.swap_dims(1, 2).reshape([b, s, d]))
+        linear(&self.out_proj, merge_heads(out))
     }
 }
