@@ -18,6 +18,9 @@ use crate::backend::{run_on, BackendArgs, BackendKind, BackendTask};
 pub enum BenchCommand {
     /// Decode-step and parallel-forward time of every attention kind at the paper's dims.
     Attention(AttentionBenchArgs),
+    /// One attention layer's training step (parallel forward + backward) at the paper's dims,
+    /// fused and with burn's ops, against the authors' PyTorch module.
+    AttentionTrain(crate::train_step_bench::TrainStepBenchArgs),
     /// Fbank extraction throughput, single thread and all cores, vs kaldi-native-fbank.
     Fbank(FbankBenchArgs),
     /// Data loader throughput (utterances/s, frames/s) on a manifest.
@@ -31,6 +34,7 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Attention(args) => bench_attention(args),
+        BenchCommand::AttentionTrain(args) => crate::train_step_bench::run(args),
         BenchCommand::Fbank(args) => bench_fbank(args),
         BenchCommand::Loader(args) => crate::loader_bench::run(args),
         BenchCommand::Decode(args) => bench_decode(args),
@@ -99,7 +103,7 @@ pub struct AttentionTiming {
     pub torch_parallel_ms: Option<f64>,
 }
 
-fn parse_kind(name: &str) -> anyhow::Result<AttentionConfig> {
+pub(crate) fn parse_kind(name: &str) -> anyhow::Result<AttentionConfig> {
     let (kind, s) = AttentionKind::parse_variant(name)?;
     Ok(AttentionConfig {
         down_rate: s,
@@ -110,7 +114,7 @@ fn parse_kind(name: &str) -> anyhow::Result<AttentionConfig> {
 /// Untimed decode steps before each timed run.
 const WARMUP: usize = 4;
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -349,7 +353,7 @@ fn print_attention_table(rows: &[AttentionTiming], env: &serde_json::Value) {
     }
 }
 
-fn cpu_name() -> String {
+pub(crate) fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

@@ -15,6 +15,7 @@ mod plot_cmd;
 mod prepare_cmd;
 mod score_cmd;
 mod train_cmd;
+mod train_step_bench;
 
 use clap::{Parser, Subcommand};
 

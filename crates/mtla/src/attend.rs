@@ -13,6 +13,16 @@ use burn::tensor::activation::softmax;
 /// `fused_gpu` on WebGPU/CUDA); on by default.
 static FUSED_DECODE: AtomicBool = AtomicBool::new(true);
 
+/// Whether the parallel (training) pass takes the fused forward and backward of
+/// [`fused_parallel`](crate::fused_parallel) on the CPU; on by default.
+static FUSED_PARALLEL: AtomicBool = AtomicBool::new(true);
+
+/// Switches the fused parallel pass on or off for the whole process, so that a benchmark can
+/// time the same layer with burn's ops in the same run (`mtla-st bench attention`).
+pub fn set_fused_parallel(on: bool) {
+    FUSED_PARALLEL.store(on, Ordering::Relaxed);
+}
+
 /// Switches the fused decode kernels on or off for the whole process, so that a benchmark can
 /// time the same decode op by op (`mtla-st bench decode --unfused`).
 pub fn set_fused_decode(on: bool) {
@@ -47,6 +57,19 @@ pub fn grouped_attention<B: Backend>(
         if let Some(out) =
             crate::fused_gpu::decode_attention(&q, &k, &v, bias.as_ref(), scale as f32)
         {
+            return out;
+        }
+    }
+    if FUSED_PARALLEL.load(Ordering::Relaxed) && crate::cpu::on_cpu::<B>() {
+        let fused = crate::fused_parallel::parallel_attention(
+            &q,
+            &k,
+            &v,
+            bias.as_ref(),
+            scale as f32,
+            dropout.prob,
+        );
+        if let Some(out) = fused {
             return out;
         }
     }

@@ -1,11 +1,36 @@
-//! Which backend a generic `B` runs on, for the few places that take a CPU-specific route.
+//! Which backend a generic `B` runs on, for the few places that take a CPU-specific route, and
+//! the casts between a generic tensor and the CPU backend's own primitives.
 
-use std::any::TypeId;
+use std::any::{Any, TypeId};
 
 use burn::backend::flex::FlexDevice;
+use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
+use burn::tensor::backend::BackendTypes;
+use burn::tensor::TensorPrimitive;
+
+/// The training backend on the CPU, whose primitive holds a flex tensor and its graph node.
+pub(crate) type AdFlex = Autodiff<Flex>;
+pub(crate) type AdPrimitive = <AdFlex as BackendTypes>::FloatTensorPrimitive;
 
 /// Whether `B` is the CPU backend (burn-flex), with or without autodiff (both share its device).
 pub fn on_cpu<B: Backend>() -> bool {
     TypeId::of::<B::Device>() == TypeId::of::<FlexDevice>()
+}
+
+/// `t` as a `U` when it is one (a type test at run time), else `t` back.
+pub(crate) fn cast<T: 'static, U: 'static>(t: T) -> Result<U, T> {
+    let mut slot = Some(t);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
+        Some(u) => Ok(u.take().expect("filled above")),
+        None => Err(slot.expect("not taken")),
+    }
+}
+
+/// A concrete primitive back as a `Tensor<B, D>` (`P` is `B`'s primitive, checked by the caller).
+pub(crate) fn back<B: Backend, P: 'static, const D: usize>(p: P) -> Tensor<B, D> {
+    let p = cast::<P, B::FloatTensorPrimitive>(p)
+        .ok()
+        .expect("the primitive is B's");
+    Tensor::from_primitive(TensorPrimitive::Float(p))
 }

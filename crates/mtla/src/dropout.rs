@@ -19,6 +19,10 @@ use rayon::prelude::*;
 /// The CPU masks' stream: a seed and the index of the next draw.
 static STREAM: Mutex<(u64, u64)> = Mutex::new((0, 0));
 
+/// The stream is process-wide: tests that reseed it must not interleave.
+#[cfg(test)]
+pub(crate) static SERIAL: Mutex<()> = Mutex::new(());
+
 /// Restarts the CPU mask stream at `seed`.
 pub fn seed(seed: u64) {
     *STREAM.lock().expect("not poisoned") = (seed, 0);
@@ -41,22 +45,47 @@ fn splitmix64(seed: u64, i: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// `n` mask values: `1 / keep` with probability `keep`, else 0.
+/// One draw of `n` consecutive values from the CPU mask stream: element `i` of the mask is
+/// `1 / keep` with probability `keep`, else 0. Counter-based, so any part of the mask can be
+/// recomputed later (the fused attention backward does, instead of keeping the mask).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MaskDraw {
+    seed: u64,
+    first: u64,
+    threshold: u64,
+    scale: f32,
+}
+
+impl MaskDraw {
+    /// Takes the next `n` values of the stream for a mask keeping a share `keep`.
+    pub(crate) fn take(n: usize, keep: f64) -> Self {
+        let (seed, first) = take(n);
+        Self {
+            seed,
+            first,
+            // Keep when the top 24 bits, as a fraction of 2^24, fall below `keep`.
+            threshold: (keep * (1u64 << 24) as f64) as u64,
+            scale: (1.0 / keep) as f32,
+        }
+    }
+
+    /// Mask elements `from..from + out.len()` of this draw into `out`.
+    pub(crate) fn fill(&self, from: usize, out: &mut [f32]) {
+        let base = self.first.wrapping_add(from as u64);
+        for (i, m) in out.iter_mut().enumerate() {
+            let r = splitmix64(self.seed, base.wrapping_add(i as u64)) >> 40;
+            *m = if r < self.threshold { self.scale } else { 0.0 };
+        }
+    }
+}
+
+/// `n` mask values of a fresh draw (see [`MaskDraw`]), filled on all cores.
 fn host_mask(n: usize, keep: f64) -> Vec<f32> {
-    let (seed, first) = take(n);
-    // Keep when the top 24 bits, as a fraction of 2^24, fall below `keep`.
-    let threshold = (keep * (1u64 << 24) as f64) as u64;
-    let scale = (1.0 / keep) as f32;
+    let draw = MaskDraw::take(n, keep);
     let mut mask = vec![0.0f32; n];
     mask.par_chunks_mut(1 << 14)
         .enumerate()
-        .for_each(|(c, chunk)| {
-            let base = first.wrapping_add((c << 14) as u64);
-            for (i, m) in chunk.iter_mut().enumerate() {
-                let r = splitmix64(seed, base.wrapping_add(i as u64)) >> 40;
-                *m = if r < threshold { scale } else { 0.0 };
-            }
-        });
+        .for_each(|(c, chunk)| draw.fill(c << 14, chunk));
     mask
 }
 
@@ -100,9 +129,6 @@ mod tests {
     use burn::backend::{Autodiff, Flex};
 
     type B = Autodiff<Flex>;
-
-    /// The stream is process-wide: tests that reseed it must not interleave.
-    static SERIAL: Mutex<()> = Mutex::new(());
 
     #[test]
     fn masks_keep_the_expected_share_scaled_and_repeat_after_reseeding() {

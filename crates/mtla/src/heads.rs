@@ -8,22 +8,19 @@
 //! [`merge_copy`], which moves whole `d`-long runs on all cores, and under autodiff they are one
 //! graph node each whose backward is the other form. Other backends take burn's own ops.
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Flex;
 use burn::prelude::*;
-use burn::tensor::backend::BackendTypes;
-use burn::tensor::{TensorData, TensorPrimitive};
+use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-/// The training backend on the CPU, whose primitive holds a flex tensor and its graph node.
-type AdFlex = Autodiff<Flex>;
-type AdPrimitive = <AdFlex as BackendTypes>::FloatTensorPrimitive;
+use crate::cpu::{back, cast, AdFlex, AdPrimitive};
 
 /// `[batch, time, heads * d]` -> `[batch, heads, time, d]` (a view of `x`).
 pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
@@ -121,23 +118,6 @@ impl Backward<Flex, 1> for MergeHeads {
             grad.reshape(Shape::new([b, t, h, d])).transpose(1, 2)
         });
     }
-}
-
-/// `t` as a `U` when it is one (a type test at run time), else `t` back.
-fn cast<T: 'static, U: 'static>(t: T) -> Result<U, T> {
-    let mut slot = Some(t);
-    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
-        Some(u) => Ok(u.take().expect("filled above")),
-        None => Err(slot.expect("not taken")),
-    }
-}
-
-/// A concrete primitive back as a `Tensor<B, D>` (`P` is `B`'s primitive, checked by the caller).
-fn back<B: Backend, P: 'static, const D: usize>(p: P) -> Tensor<B, D> {
-    let p = cast::<P, B::FloatTensorPrimitive>(p)
-        .ok()
-        .expect("the primitive is B's");
-    Tensor::from_primitive(TensorPrimitive::Float(p))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod error;
 pub mod fused;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod fused_gpu;
+pub mod fused_parallel;
 pub mod heads;
 pub mod hypernet;
 pub mod import;

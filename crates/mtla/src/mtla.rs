@@ -8,6 +8,8 @@
 //! token's RoPE key per slot. Attention is computed in the latent space with the key/value
 //! up-projections absorbed into the query and output sides (Eq. 12/17), so keys and values
 //! are never materialised: `softmax((q W_UK ĉ^T + q_R k_R^T) / sqrt(d_nope + d_R)) ĉ W_UV W_O`.
+//! (A parallel pass with many queries per key expands keys and values per head instead, when
+//! that costs fewer operations: [`Mtla::expands`].)
 //!
 //! Training uses the chunk-wise partial sums `ĉ'` (a segmented cumulative sum, O(T r)) under
 //! the stride-aware causal mask, which reproduces incremental decoding exactly.
@@ -146,13 +148,9 @@ impl<B: Backend> Mtla<B> {
         }
     }
 
-    /// Queries in the latent space: `[q_nope W_UK ‖ rope(q_R)]`, `[batch, heads, S, r + d_R]`.
-    fn latent_queries(
-        &self,
-        x: Tensor<B, 3>,
-        rope: &Rope<B>,
-        absorbed: &Absorbed<B>,
-    ) -> Tensor<B, 4> {
+    /// Queries per head, `q_nope` `[batch, heads, S, d_nope]` and the rotated `q_R`
+    /// `[batch, heads, S, d_R]`.
+    fn head_queries(&self, x: Tensor<B, 3>, rope: &Rope<B>) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let q = match (&self.wq, &self.wq_a, &self.q_norm, &self.wq_b) {
             (Some(wq), ..) => linear(wq, x),
             (None, Some(a), Some(norm), Some(b)) => linear(b, norm.forward(linear(a, x))),
@@ -165,10 +163,59 @@ impl<B: Backend> Mtla<B> {
         let q_rope = rope
             .apply(q.slice(s![.., .., .., nope..nope + d_r]))
             .swap_dims(1, 2);
+        (q_nope, q_rope)
+    }
+
+    /// Queries in the latent space: `[q_nope W_UK ‖ rope(q_R)]`, `[batch, heads, S, r + d_R]`.
+    fn latent_queries(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &Rope<B>,
+        absorbed: &Absorbed<B>,
+    ) -> Tensor<B, 4> {
+        let (q_nope, q_rope) = self.head_queries(x, rope);
         Tensor::cat(
             vec![per_head_matmul(q_nope, absorbed.w_uk.clone()), q_rope],
             3,
         )
+    }
+
+    /// Whether `queries` queries over `keys` states cost fewer multiply-adds with the keys and
+    /// values expanded per head (`k_h = [ĉ' W_UK,hᵀ ‖ k_R]`, `v_h = ĉ' W_UV,hᵀ`, Eq. 11) than
+    /// in the absorbed form (Eq. 12). Per query-key pair and head the absorbed scores and
+    /// values cost `2r + d_R` against `d_nope + d_R + d_v`, but the expansion costs
+    /// `r (d_nope + d_v)` per key and head, the absorption as much per query: expanding pays
+    /// off when many queries attend (self-attention over a long target, the layer benchmark),
+    /// not for a few target tokens over a long speech prefix, nor for a decode step.
+    pub fn expands(&self, queries: usize, keys: usize) -> bool {
+        let (r, d_r) = (self.kv_lora_rank, self.qk_rope_head_dim);
+        let up = r * (self.qk_nope_head_dim + self.v_head_dim);
+        let absorbed = queries * keys * (2 * r + d_r) + queries * up;
+        let expanded = queries * keys * (self.qk_nope_head_dim + d_r + self.v_head_dim) + keys * up;
+        expanded < absorbed
+    }
+
+    /// The expanded keys `[batch, heads, T, d_nope + d_R]` and values `[batch, heads, T, d_v]`
+    /// of the states (see [`expands`](Self::expands)).
+    fn expanded_keys_values(&self, latents: &Latents<B>) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let [b, t, _] = latents.states.dims();
+        let (h, nope, d_v) = (self.num_heads, self.qk_nope_head_dim, self.v_head_dim);
+        let up = latents
+            .states
+            .clone()
+            .matmul(self.wkv_b.weight.val().unsqueeze::<3>())
+            .reshape([b, t, h, nope + d_v])
+            .swap_dims(1, 2);
+        let rope_keys = latents
+            .rope_keys
+            .clone()
+            .unsqueeze_dim::<4>(1)
+            .repeat_dim(1, h);
+        let keys = Tensor::cat(
+            vec![up.clone().slice(s![.., .., .., 0..nope]), rope_keys],
+            3,
+        );
+        (keys, up.slice(s![.., .., .., nope..nope + d_v]))
     }
 
     /// Attention output `[batch, heads, S, r]` in the latent space -> `[batch, S, d]`.
@@ -250,12 +297,20 @@ impl<B: Backend> Mtla<B> {
         let [_, s, _] = check_inputs(&queries, &keys_values, &positions, padding, self.d_model)?;
         let t = keys_values.dims()[1];
         let rope = Rope::new(positions, self.qk_rope_head_dim, self.rope_theta);
+        let layout = ChunkLayout::new(self.down_rate, t, padding);
+        let (rows, bias) = layout.bias(s);
+        let bias = bias_tensor(rows, s, t, bias, &queries.device(), queries.dtype());
+        if self.expands(s, t) {
+            let (q_nope, q_rope) = self.head_queries(queries, &rope.tail(s));
+            let latents = self.latents(keys_values, &rope, &layout);
+            let (keys, values) = self.expanded_keys_values(&latents);
+            let q = Tensor::cat(vec![q_nope, q_rope], 3);
+            let heads = grouped_attention(q, keys, values, Some(bias), self.scale(), &self.dropout);
+            return Ok((linear(&self.wo, merge_heads(heads)), latents));
+        }
         let absorbed = self.absorbed();
         let q = self.latent_queries(queries, &rope.tail(s), &absorbed);
-        let layout = ChunkLayout::new(self.down_rate, t, padding);
         let latents = self.latents(keys_values, &rope, &layout);
-        let (rows, bias) = layout.bias(s);
-        let bias = bias_tensor(rows, s, t, bias, &q.device(), q.dtype());
         let slots = Tensor::cat(vec![latents.states.clone(), latents.rope_keys.clone()], 2)
             .unsqueeze_dim(1);
         Ok((self.attend(q, slots, Some(bias), &absorbed), latents))

@@ -143,6 +143,11 @@ fn queries_may_be_a_suffix_of_the_keys() {
         let cfg = config(kind, s, &mut rng);
         let layer = cfg.init::<B>(&Default::default()).unwrap();
         let (b, t, q) = (2, 17, 6);
+        if let Attention::Latent(latent) = &layer {
+            // The full pass expands keys and values per head, the suffix stays absorbed: the
+            // two forms of MLA/MTLA are compared here too.
+            assert!(latent.expands(t, t) && !latent.expands(q, t));
+        }
         let x = random([b, t, cfg.d_model], &mut rng);
         let pos = positions(b, t, &mut rng);
         let full = layer

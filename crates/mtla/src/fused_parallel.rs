@@ -1,0 +1,694 @@
+//! Fused attention for the parallel (training) pass on the CPU backend, forward *and* backward.
+//!
+//! `O = (P ⊙ M) v` with `P = softmax(q kᵀ · scale + bias)` and the inverted-dropout mask `M`
+//! (`m / (1 - p)`), written with burn ops, is a dozen graph nodes over the
+//! `[batch, heads, queries, keys]` scores under autodiff: the scale, the bias, the softmax's
+//! passes, the mask and its product, each saving a score-sized tensor for the backward pass and
+//! each walked again there. Here it is one node. For every (row, K/V head) pair, on all cores,
+//! the scores of the group's query heads are one matrix product per head straight into a
+//! buffer (any strides: heads split as views are read in place), the bias and the softmax are
+//! one pass over each row, and the output is one product. Only `P` is kept for the backward
+//! pass; the dropout mask is redrawn there from its counter-based stream
+//! ([`MaskDraw`]), so the mask values and their order are those of
+//! [`Dropout`](crate::dropout::Dropout) on the unfused path.
+//!
+//! Backward, with `P̃ = P ⊙ M` (FlashAttention's identities, Dao et al. 2022, Eq. in App. B.2):
+//! `dP̃ = dO vᵀ`, `dv = P̃ᵀ dO`, `dS = P̃ ⊙ dP̃ − P ⊙ D` with `D = rowsum(dP̃ ⊙ P̃)`,
+//! `dq = scale · dS k`, `dk = scale · dSᵀ q`. The bias (masks) takes no gradient.
+//!
+//! Used by [`grouped_attention`](crate::attend::grouped_attention) on the CPU backend for every
+//! kind (MHA/GQA/MQA and the absorbed MLA/MTLA, whose values are a view of the key slots), with
+//! or without autodiff; other backends, and dtypes other than f32, take burn's ops.
+
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::Flex;
+use burn::prelude::*;
+use burn::tensor::{DType, TensorData};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::cpu::{back, cast, AdPrimitive};
+use crate::dropout::MaskDraw;
+
+/// `softmax(q kᵀ · scale + bias) ⊙ M · v` on the CPU backend (see the module doc), with the
+/// dropout `prob` applied only under autodiff; `None` on other backends, for non-f32 tensors,
+/// or when `bias` would need a gradient. Shapes as
+/// [`grouped_attention`](crate::attend::grouped_attention).
+pub fn parallel_attention<B: Backend>(
+    q: &Tensor<B, 4>,
+    k: &Tensor<B, 4>,
+    v: &Tensor<B, 4>,
+    bias: Option<&Tensor<B, 4>>,
+    scale: f32,
+    prob: f64,
+) -> Option<Tensor<B, 4>> {
+    let primitive = |t: &Tensor<B, 4>| t.clone().into_primitive().tensor();
+    if let Ok(qf) = cast::<_, FlexTensor>(primitive(q)) {
+        let (kf, vf) = (cast(primitive(k)).ok()?, cast(primitive(v)).ok()?);
+        let bf = match bias {
+            Some(b) => Some(cast(primitive(b)).ok()?),
+            None => None,
+        };
+        let attention = Fused::new(qf, kf, vf, bf, scale, None)?;
+        return Some(back(attention.forward().0));
+    }
+    let qa: AdPrimitive = cast(primitive(q)).ok()?;
+    let (ka, va): (AdPrimitive, AdPrimitive) = (cast(primitive(k)).ok()?, cast(primitive(v)).ok()?);
+    let bf = match bias {
+        Some(b) => {
+            let ba: AdPrimitive = cast(primitive(b)).ok()?;
+            if !ba.node.requirement.is_none() {
+                return None;
+            }
+            Some(ba.primitive)
+        }
+        None => None,
+    };
+    let [batch, heads, queries, _] = q.dims();
+    let keys = k.dims()[2];
+    let mask = (prob > 0.0).then(|| MaskDraw::take(batch * heads * queries * keys, 1.0 - prob));
+    let attention = Fused::new(qa.primitive, ka.primitive, va.primitive, bf, scale, mask)?;
+    let node = FusedAttention.prepare::<NoCheckpointing>([qa.node, ka.node, va.node]);
+    let out: AdPrimitive = match node.compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (out, p) = attention.forward();
+            prep.finish(
+                Saved {
+                    attention,
+                    p: Arc::new(p),
+                },
+                out,
+            )
+        }
+        OpsKind::UnTracked(prep) => prep.finish(attention.forward().0),
+    };
+    Some(back(out))
+}
+
+/// One fused attention call: its inputs (f32 flex tensors, last axis contiguous), sizes and
+/// dropout draw.
+#[derive(Clone, Debug)]
+struct Fused {
+    q: FlexTensor,
+    k: FlexTensor,
+    v: FlexTensor,
+    /// `[rows, 1, 1 | queries, keys]`, contiguous.
+    bias: Option<FlexTensor>,
+    scale: f32,
+    mask: Option<MaskDraw>,
+    /// Per bias row (or one for all), the query blocks and the keys they need.
+    blocks: Vec<Vec<KeyBlock>>,
+    batch: usize,
+    heads: usize,
+    kv_heads: usize,
+    queries: usize,
+    keys: usize,
+    d_k: usize,
+    d_v: usize,
+}
+
+/// What the backward pass needs: the call and the softmax `P` `[batch, heads, queries, keys]`.
+#[derive(Clone, Debug)]
+struct Saved {
+    attention: Fused,
+    p: Arc<Vec<f32>>,
+}
+
+/// `t` as f32 with a unit-stride last axis and non-negative strides (a copy only if needed).
+fn usable(t: FlexTensor) -> Option<FlexTensor> {
+    if t.dtype() != DType::F32 {
+        return None;
+    }
+    let strides = t.layout().strides();
+    if strides[strides.len() - 1] != 1 || strides.iter().any(|&s| s < 0) {
+        return Some(t.to_contiguous());
+    }
+    Some(t)
+}
+
+/// A matrix operand of [`matmul`]: its first element and row/column strides (in elements).
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+}
+
+impl Mat {
+    /// The same matrix from row `row` on.
+    fn rows_from(self, row: usize) -> Self {
+        Self {
+            ptr: self.ptr.wrapping_offset(row as isize * self.rs),
+            ..self
+        }
+    }
+}
+
+/// `dst[m × n]` (row-major, `ld` apart) `= beta · lhs · rhs`, or `+=` when `accumulate`.
+///
+/// # Safety
+/// The operands must address `m × k`, `k × n` and `m × n` valid elements with the strides given.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ld: usize,
+    accumulate: bool,
+    lhs: Mat,
+    rhs: Mat,
+    beta: f32,
+    parallelism: Parallelism,
+) {
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            ld as isize,
+            accumulate,
+            lhs.ptr,
+            lhs.cs,
+            lhs.rs,
+            rhs.ptr,
+            rhs.cs,
+            rhs.rs,
+            1.0f32,
+            beta,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+impl Fused {
+    fn new(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        bias: Option<FlexTensor>,
+        scale: f32,
+        mask: Option<MaskDraw>,
+    ) -> Option<Self> {
+        let (q, k, v) = (usable(q)?, usable(k)?, usable(v)?);
+        let bias = match bias {
+            Some(b) if b.dtype() == DType::F32 => Some(b.to_contiguous()),
+            Some(_) => return None,
+            None => None,
+        };
+        let (qs, ks, vs) = (q.layout().shape(), k.layout().shape(), v.layout().shape());
+        let (batch, heads, queries, d_k) = (qs[0], qs[1], qs[2], qs[3]);
+        let (kv_heads, keys, d_v) = (ks[1], ks[2], vs[3]);
+        if keys == 0 || queries == 0 || ks[3] != d_k || heads % kv_heads != 0 {
+            return None;
+        }
+        Some(Self {
+            blocks: key_blocks(bias.as_ref(), queries, keys),
+            q,
+            k,
+            v,
+            bias,
+            scale,
+            mask,
+            batch,
+            heads,
+            kv_heads,
+            queries,
+            keys,
+            d_k,
+            d_v,
+        })
+    }
+
+    fn group(&self) -> usize {
+        self.heads / self.kv_heads
+    }
+
+    /// Rows of one (row, K/V head) pair: the group's query heads, each `queries` long.
+    fn rows(&self) -> usize {
+        self.group() * self.queries
+    }
+
+    /// Matrix products inside a pair run on all cores only when pairs are too few to share.
+    fn parallelism(&self) -> Parallelism {
+        if self.batch * self.kv_heads < rayon::current_num_threads() {
+            Parallelism::Rayon(0)
+        } else {
+            Parallelism::None
+        }
+    }
+
+    /// `[rows, d]` of `t` `[batch, heads, rows, d]` at (b, h): first element and row stride.
+    fn operand(t: &FlexTensor, b: usize, h: usize) -> (*const f32, isize) {
+        let layout = t.layout();
+        let s = layout.strides();
+        let data: &[f32] = t.storage();
+        let at = layout.start_offset() as isize + b as isize * s[0] + h as isize * s[1];
+        (data[at as usize..].as_ptr(), s[2])
+    }
+
+    /// The query rows of head `h` at batch row `b`, as an lhs.
+    fn q_rows(&self, b: usize, h: usize) -> Mat {
+        let (ptr, rs) = Self::operand(&self.q, b, h);
+        Mat { ptr, rs, cs: 1 }
+    }
+
+    /// Keys (`transposed`: `kᵀ`) or values of K/V head `h` at batch row `b`.
+    fn kv(&self, t: &FlexTensor, b: usize, h: usize, transposed: bool) -> Mat {
+        let (ptr, rs) = Self::operand(t, b, h);
+        if transposed {
+            Mat { ptr, rs: 1, cs: rs }
+        } else {
+            Mat { ptr, rs, cs: 1 }
+        }
+    }
+
+    /// Bias row of query `query` at batch row `b`, if any.
+    fn bias_row(&self, b: usize, query: usize) -> Option<&[f32]> {
+        Some(bias_row(self.bias.as_ref()?, b, query))
+    }
+
+    /// `P̃ = P ⊙ M` of pair `pair` into `out` (`P` itself when there is no dropout).
+    fn dropped<'a>(&self, pair: usize, p: &'a [f32], out: &'a mut Vec<f32>) -> &'a [f32] {
+        let Some(mask) = &self.mask else { return p };
+        out.resize(p.len(), 0.0);
+        mask.fill(pair * p.len(), out);
+        out.iter_mut().zip(p).for_each(|(m, p)| *m *= p);
+        out
+    }
+
+    /// Query blocks of batch row `b` and the keys each needs (see [`KeyBlock`]).
+    fn blocks(&self, b: usize) -> &[KeyBlock] {
+        &self.blocks[if self.blocks.len() == 1 { 0 } else { b }]
+    }
+
+    /// The output `[batch, heads, queries, d_v]` and the softmax `P`.
+    fn forward(&self) -> (FlexTensor, Vec<f32>) {
+        let (rows, keys, d_v) = (self.rows(), self.keys, self.d_v);
+        let pairs = self.batch * self.kv_heads;
+        let mut out = vec![0.0f32; pairs * rows * d_v];
+        let mut p = vec![0.0f32; pairs * rows * keys];
+        let parallelism = self.parallelism();
+        p.par_chunks_mut(rows * keys)
+            .zip(out.par_chunks_mut(rows * d_v))
+            .enumerate()
+            .for_each_init(Vec::new, |scratch, (pair, (p, out))| {
+                let (b, kv_head) = (pair / self.kv_heads, pair % self.kv_heads);
+                let k_t = self.kv(&self.k, b, kv_head, true);
+                for g in 0..self.group() {
+                    let q = self.q_rows(b, kv_head * self.group() + g);
+                    for block in self.blocks(b) {
+                        let (first, m, seen) =
+                            (g * self.queries + block.start, block.len, block.keys);
+                        unsafe {
+                            matmul(
+                                m,
+                                seen,
+                                self.d_k,
+                                p[first * keys..].as_mut_ptr(),
+                                keys,
+                                false,
+                                q.rows_from(block.start),
+                                k_t,
+                                self.scale,
+                                parallelism,
+                            )
+                        };
+                        for (i, row) in p[first * keys..(first + m) * keys]
+                            .chunks_mut(keys)
+                            .enumerate()
+                        {
+                            let (row, unseen) = row.split_at_mut(seen);
+                            if let Some(bias) = self.bias_row(b, block.start + i) {
+                                row.iter_mut().zip(bias).for_each(|(s, b)| *s += b);
+                            }
+                            softmax_in_place(row);
+                            unseen.fill(0.0);
+                        }
+                    }
+                }
+                let weights = self.dropped(pair, p, scratch);
+                let v = self.kv(&self.v, b, kv_head, false);
+                for g in 0..self.group() {
+                    for block in self.blocks(b) {
+                        let first = g * self.queries + block.start;
+                        let lhs = Mat {
+                            ptr: weights[first * keys..].as_ptr(),
+                            rs: keys as isize,
+                            cs: 1,
+                        };
+                        unsafe {
+                            matmul(
+                                block.len,
+                                d_v,
+                                block.keys,
+                                out[first * d_v..].as_mut_ptr(),
+                                d_v,
+                                false,
+                                lhs,
+                                v,
+                                1.0,
+                                parallelism,
+                            )
+                        };
+                    }
+                }
+            });
+        let shape = Shape::new([self.batch, self.heads, self.queries, d_v]);
+        (FlexTensor::from_data(TensorData::new(out, shape)), p)
+    }
+
+    /// Gradients of `q`, `k` and `v` from the output's gradient `d_out` and the saved `P`.
+    fn backward(&self, p: &[f32], d_out: FlexTensor) -> [FlexTensor; 3] {
+        let (rows, keys, d_k, d_v) = (self.rows(), self.keys, self.d_k, self.d_v);
+        let pairs = self.batch * self.kv_heads;
+        let d_out = d_out.to_contiguous();
+        let d_out_data: &[f32] = d_out.storage();
+        let (mut dq, mut dk, mut dv) = (
+            vec![0.0f32; pairs * rows * d_k],
+            vec![0.0f32; pairs * keys * d_k],
+            vec![0.0f32; pairs * keys * d_v],
+        );
+        let parallelism = self.parallelism();
+        dq.par_chunks_mut(rows * d_k)
+            .zip(dk.par_chunks_mut(keys * d_k))
+            .zip(dv.par_chunks_mut(keys * d_v))
+            .enumerate()
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(dropped, ds), (pair, ((dq, dk), dv))| {
+                    let (b, kv_head) = (pair / self.kv_heads, pair % self.kv_heads);
+                    let p = &p[pair * rows * keys..(pair + 1) * rows * keys];
+                    let pd = self.dropped(pair, p, dropped);
+                    ds.resize(rows * keys, 0.0);
+                    let (k, v_t) = (
+                        self.kv(&self.k, b, kv_head, false),
+                        self.kv(&self.v, b, kv_head, true),
+                    );
+                    for g in 0..self.group() {
+                        let q = self.q_rows(b, kv_head * self.group() + g);
+                        for block in self.blocks(b) {
+                            let (first, m, seen) =
+                                (g * self.queries + block.start, block.len, block.keys);
+                            let rows_of = |data: &[f32], ld: usize| Mat {
+                                ptr: data[first * ld..].as_ptr(),
+                                rs: ld as isize,
+                                cs: 1,
+                            };
+                            let cols_of = |data: &[f32]| Mat {
+                                ptr: data[first * keys..].as_ptr(),
+                                rs: 1,
+                                cs: keys as isize,
+                            };
+                            let d_o = rows_of(&d_out_data[pair * rows * d_v..], d_v);
+                            // dP̃ = dO vᵀ, dv += P̃ᵀ dO.
+                            unsafe {
+                                matmul(
+                                    m,
+                                    seen,
+                                    d_v,
+                                    ds[first * keys..].as_mut_ptr(),
+                                    keys,
+                                    false,
+                                    d_o,
+                                    v_t,
+                                    1.0,
+                                    parallelism,
+                                );
+                                matmul(
+                                    seen,
+                                    d_v,
+                                    m,
+                                    dv.as_mut_ptr(),
+                                    d_v,
+                                    true,
+                                    cols_of(pd),
+                                    d_o,
+                                    1.0,
+                                    parallelism,
+                                );
+                            }
+                            // dS = P̃ ⊙ dP̃ − P ⊙ rowsum(dP̃ ⊙ P̃).
+                            let span = first * keys..(first + m) * keys;
+                            for ((ds, pd), p) in ds[span.clone()]
+                                .chunks_mut(keys)
+                                .zip(pd[span.clone()].chunks(keys))
+                                .zip(p[span].chunks(keys))
+                            {
+                                let (ds, pd, p) = (&mut ds[..seen], &pd[..seen], &p[..seen]);
+                                let d: f32 = ds.iter().zip(pd).map(|(a, b)| a * b).sum();
+                                for ((ds, pd), p) in ds.iter_mut().zip(pd).zip(p) {
+                                    *ds = pd * *ds - p * d;
+                                }
+                            }
+                            // dq = scale · dS k, dk += scale · dSᵀ q.
+                            unsafe {
+                                matmul(
+                                    m,
+                                    d_k,
+                                    seen,
+                                    dq[first * d_k..].as_mut_ptr(),
+                                    d_k,
+                                    false,
+                                    rows_of(ds, keys),
+                                    k,
+                                    self.scale,
+                                    parallelism,
+                                );
+                                matmul(
+                                    seen,
+                                    d_k,
+                                    m,
+                                    dk.as_mut_ptr(),
+                                    d_k,
+                                    true,
+                                    cols_of(ds),
+                                    q.rows_from(block.start),
+                                    self.scale,
+                                    parallelism,
+                                );
+                            }
+                        }
+                    }
+                },
+            );
+        let tensor = |data: Vec<f32>, dims: [usize; 4]| {
+            FlexTensor::from_data(TensorData::new(data, Shape::new(dims)))
+        };
+        [
+            tensor(dq, [self.batch, self.heads, self.queries, d_k]),
+            tensor(dk, [self.batch, self.kv_heads, keys, d_k]),
+            tensor(dv, [self.batch, self.kv_heads, keys, d_v]),
+        ]
+    }
+}
+
+/// A block of consecutive queries and how many leading keys it needs: keys after the last one
+/// any of its queries can see (bias ≤ [`HIDDEN`]) take no part in its products. Their softmax
+/// weights would be `exp(-1e9 + O(scores))`, exactly 0 in f32, so skipping them changes no
+/// value: this is what makes causal self-attention (and padded keys) cost about half.
+#[derive(Clone, Debug)]
+struct KeyBlock {
+    start: usize,
+    len: usize,
+    keys: usize,
+}
+
+/// Queries per [`KeyBlock`].
+const QUERY_BLOCK: usize = 64;
+
+/// A bias at or below this hides its key (masks here use -1e9).
+const HIDDEN: f32 = -1e8;
+
+/// Row of `bias` `[rows, 1, 1 | queries, keys]` (contiguous) for batch row `b` (any when
+/// `rows` is 1) and query `query`.
+fn bias_row(bias: &FlexTensor, b: usize, query: usize) -> &[f32] {
+    let shape = bias.layout().shape();
+    let (rows, bias_q, keys) = (shape[0], shape[2], shape[3]);
+    let row = if rows == 1 { 0 } else { b } * bias_q + if bias_q == 1 { 0 } else { query };
+    let at = bias.layout().start_offset() + row * keys;
+    &bias.storage::<f32>()[at..at + keys]
+}
+
+/// The key blocks of every bias row (one list for all batch rows without a per-row bias).
+fn key_blocks(bias: Option<&FlexTensor>, queries: usize, keys: usize) -> Vec<Vec<KeyBlock>> {
+    let blocks = |seen: &dyn Fn(usize) -> usize| {
+        (0..queries)
+            .step_by(QUERY_BLOCK)
+            .map(|start| {
+                let len = QUERY_BLOCK.min(queries - start);
+                let keys = (start..start + len).map(seen).max().unwrap_or(keys);
+                KeyBlock { start, len, keys }
+            })
+            .collect()
+    };
+    let Some(bias) = bias else {
+        return vec![blocks(&|_| keys)];
+    };
+    (0..bias.layout().shape()[0])
+        .map(|r| {
+            // Keys up to the last visible one; all of them when a query sees none (its
+            // softmax is then uniform over every key, as burn's).
+            let seen = |query: usize| {
+                bias_row(bias, r, query)
+                    .iter()
+                    .rposition(|&x| x > HIDDEN)
+                    .map_or(keys, |j| j + 1)
+            };
+            blocks(&seen)
+        })
+        .collect()
+}
+
+/// `row ← softmax(row)`, shifted by the row's maximum.
+fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for x in row.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|x| *x *= inv);
+}
+
+/// The fused call's graph node, with parents `q`, `k`, `v`.
+#[derive(Debug)]
+struct FusedAttention;
+
+impl Backward<Flex, 3> for FusedAttention {
+    type State = Saved;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let d_out = grads.consume::<Flex>(&ops.node);
+        let Saved { attention, p } = ops.state;
+        let grads_qkv = attention.backward(&p, d_out);
+        for (parent, grad) in ops.parents.into_iter().zip(grads_qkv) {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::AdFlex;
+    use crate::dropout::{seed, Dropout, SERIAL};
+    use burn::tensor::activation::softmax;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// Burn's ops for the same attention (the unfused path).
+    fn reference<B: Backend>(
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        bias: Option<Tensor<B, 4>>,
+        scale: f64,
+        prob: f64,
+    ) -> Tensor<B, 4> {
+        let [batch, heads, queries, d_k] = q.dims();
+        let kv_heads = k.dims()[1];
+        let group = heads / kv_heads;
+        let q = q.reshape([batch, kv_heads, group * queries, d_k]);
+        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+        if let Some(bias) = bias {
+            let [rows, _, bias_q, keys] = bias.dims();
+            let bias = bias
+                .reshape([rows, 1, 1, bias_q * keys])
+                .repeat_dim(2, if bias_q == 1 { group * queries } else { group })
+                .reshape([rows, 1, group * queries, keys]);
+            scores = scores + bias;
+        }
+        let weights = Dropout::new(prob).forward(softmax(scores, 3));
+        let d_v = v.dims()[3];
+        weights.matmul(v).reshape([batch, heads, queries, d_v])
+    }
+
+    /// Values and the gradients of `q`, `k` and `v` equal burn's ops, with and without dropout,
+    /// for MHA (a padding bias, one batch row all padding, strided heads) and a grouped,
+    /// latent-shaped call (causal bias, values a view of the keys), with one query block and
+    /// with several (whose hidden trailing keys are skipped).
+    #[test]
+    fn matches_burn_ops_in_value_and_gradient() {
+        let device = Default::default();
+        let normal = Distribution::Normal(0., 1.);
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        for (heads, kv_heads, per_query_bias, prob, queries) in [
+            (4, 4, false, 0.0, 7),
+            (4, 4, false, 0.3, 7),
+            (4, 1, true, 0.0, 7),
+            (6, 2, true, 0.2, 7),
+            (2, 1, true, 0.0, 2 * QUERY_BLOCK + 9),
+            (2, 2, false, 0.1, QUERY_BLOCK + 1),
+        ] {
+            let (batch, keys, d_k) = (3, queries + 2, 8);
+            // Queries as split heads: a [b, t, h, d] buffer viewed as [b, h, t, d].
+            let q = Tensor::<AdFlex, 4>::random([batch, queries, heads, d_k], normal, &device)
+                .swap_dims(1, 2)
+                .require_grad();
+            let kv = Tensor::<AdFlex, 4>::random([batch, kv_heads, keys, d_k], normal, &device)
+                .require_grad();
+            // Values as a view of the keys; each graph slices its own (burn counts a slice
+            // node shared by two graphs twice).
+            let values = || kv.clone().slice(s![.., .., .., 0..d_k - 2]);
+            let bias = if per_query_bias {
+                let causal = Tensor::<AdFlex, 2>::ones([queries, keys], &device)
+                    .triu(3)
+                    .mul_scalar(-1e9);
+                causal.reshape([1, 1, queries, keys])
+            } else {
+                let mut pad = vec![0.0f32; batch * keys];
+                pad[keys - 2..keys].fill(-1e9);
+                pad[keys + keys / 2..].fill(-1e9);
+                Tensor::<AdFlex, 1>::from_floats(pad.as_slice(), &device)
+                    .reshape([batch, 1, 1, keys])
+            };
+            let scale = 0.3;
+            let probe =
+                Tensor::<AdFlex, 4>::random([batch, heads, queries, d_k - 2], normal, &device);
+            seed(11);
+            let ours = parallel_attention(&q, &kv, &values(), Some(&bias), scale as f32, prob)
+                .expect("fused");
+            seed(11);
+            let burns = reference(q.clone(), kv.clone(), values(), Some(bias), scale, prob);
+            let tolerance = Tolerance::absolute(1e-5);
+            ours.to_data()
+                .assert_approx_eq::<f32>(&burns.to_data(), tolerance);
+            let g_ours = (ours * probe.clone()).sum().backward();
+            let g_burn = (burns * probe).sum().backward();
+            for t in [&q, &kv] {
+                t.grad(&g_ours)
+                    .unwrap()
+                    .to_data()
+                    .assert_approx_eq::<f32>(&t.grad(&g_burn).unwrap().to_data(), tolerance);
+            }
+        }
+    }
+
+    /// Without autodiff (evaluation) the forward alone runs, with no dropout.
+    #[test]
+    fn inference_forward_matches_burn_ops() {
+        let device = Default::default();
+        let normal = Distribution::Normal(0., 1.);
+        let q = Tensor::<Flex, 4>::random([2, 4, 5, 6], normal, &device);
+        let k = Tensor::<Flex, 4>::random([2, 2, 8, 6], normal, &device);
+        let v = Tensor::<Flex, 4>::random([2, 2, 8, 3], normal, &device);
+        let ours = parallel_attention(&q, &k, &v, None, 0.5, 0.5).expect("fused");
+        let burns = reference(q, k, v, None, 0.5, 0.0);
+        ours.to_data()
+            .assert_approx_eq::<f32>(&burns.to_data(), Tolerance::absolute(1e-5));
+    }
+}
