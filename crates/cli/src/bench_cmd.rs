@@ -316,12 +316,27 @@ fn bench_attention(a: AttentionBenchArgs) -> anyhow::Result<()> {
         }
     }
     print_attention_table(&rows, &env);
-    if let Some(path) = &a.json {
-        let json = serde_json::json!({ "batch": a.batch, "env": env, "results": rows });
+    write_results(a.json.as_deref(), a.batch, &env, &rows)
+}
+
+/// Writes a benchmark's results, with its batch size and environment, as JSON to `path` if given.
+pub(crate) fn write_results(
+    path: Option<&Path>,
+    batch: usize,
+    env: &serde_json::Value,
+    rows: &impl Serialize,
+) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        let json = serde_json::json!({ "batch": batch, "env": env, "results": rows });
         std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A table cell: `v` with `prec` decimals, or `-`.
+pub(crate) fn cell(v: Option<f64>, prec: usize) -> String {
+    v.map_or("-".to_string(), |v| format!("{v:.prec$}"))
 }
 
 fn print_attention_table(rows: &[AttentionTiming], env: &serde_json::Value) {
@@ -329,7 +344,6 @@ fn print_attention_table(rows: &[AttentionTiming], env: &serde_json::Value) {
     println!();
     println!("| T | kind | step ms | speed-up vs MHA step | KV cache MiB | memory vs MHA | parallel ms | PyTorch step ms | ours / PyTorch step | PyTorch parallel ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
     for r in rows {
         let mha = rows
             .iter()
@@ -342,13 +356,13 @@ fn print_attention_table(rows: &[AttentionTiming], env: &serde_json::Value) {
             r.length,
             r.kind,
             r.step_ms,
-            opt(speedup, 2),
+            cell(speedup, 2),
             r.cache_bytes as f64 / 1048576.0,
-            opt(mem, 2),
-            opt(r.parallel_ms, 1),
-            opt(r.torch_step_ms, 3),
-            opt(vs_torch, 2),
-            opt(r.torch_parallel_ms, 1)
+            cell(mem, 2),
+            cell(r.parallel_ms, 1),
+            cell(r.torch_step_ms, 3),
+            cell(vs_torch, 2),
+            cell(r.torch_parallel_ms, 1)
         );
     }
 }

@@ -15,7 +15,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::backend::{run_on, BackendArgs, BackendKind, BackendTask};
-use crate::bench_cmd::{cpu_name, median, parse_kind, ReferenceArgs};
+use crate::bench_cmd::{cell, cpu_name, median, parse_kind, write_results, ReferenceArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainStepBenchArgs {
@@ -113,12 +113,7 @@ pub fn run(a: TrainStepBenchArgs) -> anyhow::Result<()> {
         }
     }
     print_table(&rows, &env);
-    if let Some(path) = &a.json {
-        let json = serde_json::json!({ "batch": a.batch, "env": env, "results": rows });
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    write_results(a.json.as_deref(), a.batch, &env, &rows)
 }
 
 fn print_table(rows: &[TrainStepTiming], env: &serde_json::Value) {
@@ -126,7 +121,6 @@ fn print_table(rows: &[TrainStepTiming], env: &serde_json::Value) {
     println!();
     println!("| T | kind | fwd+bwd ms | vs our MHA | burn-ops ms | fused / burn-ops | PyTorch ms | ours / PyTorch |");
     println!("|---|---|---|---|---|---|---|---|");
-    let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
     for r in rows {
         let mha = rows
             .iter()
@@ -136,11 +130,11 @@ fn print_table(rows: &[TrainStepTiming], env: &serde_json::Value) {
             r.length,
             r.kind,
             r.ms,
-            opt(mha.map(|m| r.ms / m.ms), 2),
-            opt(r.burn_ops_ms, 1),
-            opt(r.burn_ops_ms.map(|b| r.ms / b), 2),
-            opt(r.torch_ms, 1),
-            opt(r.torch_ms.map(|t| r.ms / t), 2),
+            cell(mha.map(|m| r.ms / m.ms), 2),
+            cell(r.burn_ops_ms, 1),
+            cell(r.burn_ops_ms.map(|b| r.ms / b), 2),
+            cell(r.torch_ms, 1),
+            cell(r.torch_ms.map(|t| r.ms / t), 2),
         );
     }
 }
