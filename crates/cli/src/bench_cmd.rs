@@ -77,6 +77,13 @@ pub struct AttentionBenchArgs {
     /// Longest sequence for the parallel (training) forward, whose scores are [B, H, T, T].
     #[arg(long, default_value_t = 1024)]
     pub parallel_max_len: usize,
+    #[command(flatten)]
+    pub common: LayerBenchArgs,
+}
+
+/// Options shared by the one-layer benchmarks.
+#[derive(Debug, clap::Args)]
+pub struct LayerBenchArgs {
     /// CPU threads (0 = all cores); the PyTorch reference gets the same number.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -230,14 +237,14 @@ fn torch_reference(
     python: &Path,
     rates: &[usize],
 ) -> anyhow::Result<serde_json::Value> {
-    let script = a.reference.oracles.join("bench_reference.py");
+    let script = a.common.reference.oracles.join("bench_reference.py");
     let out = tempfile_path("bench_reference.json");
     let lengths: Vec<String> = a.lengths.iter().map(|l| l.to_string()).collect();
     let rates: Vec<String> = rates.iter().map(|r| r.to_string()).collect();
-    let threads = if a.threads == 0 {
+    let threads = if a.common.threads == 0 {
         rayon::current_num_threads()
     } else {
-        a.threads
+        a.common.threads
     };
     eprintln!(
         "running the PyTorch reference ({}), {threads} threads ...",
@@ -278,21 +285,11 @@ fn tempfile_path(name: &str) -> PathBuf {
 }
 
 fn bench_attention(a: AttentionBenchArgs) -> anyhow::Result<()> {
-    if a.threads > 0 {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(a.threads)
-            .build_global()
-            .ok();
-    }
-    a.backend.f32_only("bench attention")?;
-    let mut rows = run_on(&a.backend, AttentionBench(&a))?;
-    let mut env = serde_json::json!({
-        "backend": a.backend.backend,
-        "threads": rayon::current_num_threads(),
-        "cpu": cpu_name(),
-        "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
-    });
-    if let Some(python) = &a.reference.python {
+    set_threads(a.common.threads);
+    a.common.backend.f32_only("bench attention")?;
+    let mut rows = run_on(&a.common.backend, AttentionBench(&a))?;
+    let mut env = bench_env(&a.common.backend);
+    if let Some(python) = &a.common.reference.python {
         let rates: Vec<usize> = a
             .kinds
             .iter()
@@ -316,7 +313,27 @@ fn bench_attention(a: AttentionBenchArgs) -> anyhow::Result<()> {
         }
     }
     print_attention_table(&rows, &env);
-    write_results(a.json.as_deref(), a.batch, &env, &rows)
+    write_results(a.common.json.as_deref(), a.batch, &env, &rows)
+}
+
+/// Sizes rayon's global pool to `threads` (0: all cores).
+pub(crate) fn set_threads(threads: usize) {
+    if threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .ok();
+    }
+}
+
+/// Where a benchmark ran: backend, threads, CPU model and load averages.
+pub(crate) fn bench_env(backend: &BackendArgs) -> serde_json::Value {
+    serde_json::json!({
+        "backend": backend.backend,
+        "threads": rayon::current_num_threads(),
+        "cpu": cpu_name(),
+        "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+    })
 }
 
 /// Writes a benchmark's results, with its batch size and environment, as JSON to `path` if given.
@@ -367,7 +384,7 @@ fn print_attention_table(rows: &[AttentionTiming], env: &serde_json::Value) {
     }
 }
 
-pub(crate) fn cpu_name() -> String {
+fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -610,12 +627,7 @@ impl BackendTask for DecodeBench<'_> {
 }
 
 fn bench_decode(a: DecodeBenchArgs) -> anyhow::Result<()> {
-    if a.threads > 0 {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(a.threads)
-            .build_global()
-            .ok();
-    }
+    set_threads(a.threads);
     let config = st_model::ModelConfig::from_file(&a.config)?;
     let points = run_on(&a.backend, DecodeBench(&a, config))?;
     println!("| beam | length | variant | ms / token | speed-up vs MHA | KV cache MiB | memory reduction vs MHA | op-by-op ms / token | fused speed-up |");

@@ -5,7 +5,6 @@
 //! `torch.nn.MultiheadAttention` are timed on the same shapes and thread count, so every ratio
 //! printed is between numbers measured in this run.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -14,8 +13,10 @@ use burn::backend::Autodiff;
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::backend::{run_on, BackendArgs, BackendKind, BackendTask};
-use crate::bench_cmd::{cell, cpu_name, median, parse_kind, write_results, ReferenceArgs};
+use crate::backend::{run_on, BackendKind, BackendTask};
+use crate::bench_cmd::{
+    bench_env, cell, median, parse_kind, set_threads, write_results, LayerBenchArgs,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainStepBenchArgs {
@@ -31,16 +32,8 @@ pub struct TrainStepBenchArgs {
     /// Timed steps per cell (after one warm-up); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
-    /// CPU threads (0 = all cores); the PyTorch reference gets the same number.
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// Write all numbers here as JSON.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
     #[command(flatten)]
-    pub reference: ReferenceArgs,
-    #[command(flatten)]
-    pub backend: BackendArgs,
+    pub common: LayerBenchArgs,
 }
 
 /// One measured cell, in milliseconds per training step.
@@ -56,25 +49,15 @@ pub struct TrainStepTiming {
 
 /// Runs `mtla-st bench attention-train`.
 pub fn run(a: TrainStepBenchArgs) -> anyhow::Result<()> {
-    if a.threads > 0 {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(a.threads)
-            .build_global()
-            .ok();
-    }
-    a.backend.f32_only("bench attention-train")?;
-    let mut rows = run_on(&a.backend, TrainStepBench(&a))?;
-    let mut env = serde_json::json!({
-        "backend": a.backend.backend,
-        "threads": rayon::current_num_threads(),
-        "cpu": cpu_name(),
-        "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
-    });
-    if let Some(python) = &a.reference.python {
+    set_threads(a.common.threads);
+    a.common.backend.f32_only("bench attention-train")?;
+    let mut rows = run_on(&a.common.backend, TrainStepBench(&a))?;
+    let mut env = bench_env(&a.common.backend);
+    if let Some(python) = &a.common.reference.python {
         eprintln!("running the PyTorch reference ...");
         let out = Command::new(python)
             .args(["-c", include_str!("../scripts/torch_train_step.py")])
-            .arg(&a.reference.oracles)
+            .arg(&a.common.reference.oracles)
             .args([
                 rayon::current_num_threads().to_string(),
                 a.reps.to_string(),
@@ -113,7 +96,7 @@ pub fn run(a: TrainStepBenchArgs) -> anyhow::Result<()> {
         }
     }
     print_table(&rows, &env);
-    write_results(a.json.as_deref(), a.batch, &env, &rows)
+    write_results(a.common.json.as_deref(), a.batch, &env, &rows)
 }
 
 fn print_table(rows: &[TrainStepTiming], env: &serde_json::Value) {
