@@ -373,8 +373,8 @@ impl Fused {
     fn backward(&self, p: &[f32], d_out: FlexTensor) -> [FlexTensor; 3] {
         let (rows, keys, d_k, d_v) = (self.rows(), self.keys, self.d_k, self.d_v);
         let pairs = self.batch * self.kv_heads;
-        let d_out = d_out.to_contiguous();
-        let d_out_data: &[f32] = d_out.storage();
+        // Usually a view (the gradient of the heads' merge), read in place.
+        let d_out = usable(d_out).expect("the output's gradient is f32");
         let (mut dq, mut dk, mut dv) = (
             vec![0.0f32; pairs * rows * d_k],
             vec![0.0f32; pairs * keys * d_k],
@@ -398,6 +398,8 @@ impl Fused {
                     );
                     for g in 0..self.group() {
                         let q = self.q_rows(b, kv_head * self.group() + g);
+                        let (d_out_head, d_out_rs) =
+                            Self::operand(&d_out, b, kv_head * self.group() + g);
                         for block in self.blocks(b) {
                             let (first, m, seen) =
                                 (g * self.queries + block.start, block.len, block.keys);
@@ -411,7 +413,12 @@ impl Fused {
                                 rs: 1,
                                 cs: keys as isize,
                             };
-                            let d_o = rows_of(&d_out_data[pair * rows * d_v..], d_v);
+                            let d_o = Mat {
+                                ptr: d_out_head,
+                                rs: d_out_rs,
+                                cs: 1,
+                            }
+                            .rows_from(block.start);
                             // dP̃ = dO vᵀ, dv += P̃ᵀ dO.
                             unsafe {
                                 matmul(
@@ -657,8 +664,9 @@ mod tests {
                     .reshape([batch, 1, 1, keys])
             };
             let scale = 0.3;
+            // Time-major, as after merging heads: the output's gradient arrives as a view.
             let probe =
-                Tensor::<AdFlex, 4>::random([batch, heads, queries, d_k - 2], normal, &device);
+                Tensor::<AdFlex, 4>::random([batch, queries, heads, d_k - 2], normal, &device);
             seed(11);
             let ours = parallel_attention(&q, &kv, &values(), Some(&bias), scale as f32, prob)
                 .expect("fused");
@@ -667,8 +675,8 @@ mod tests {
             let tolerance = Tolerance::absolute(1e-5);
             ours.to_data()
                 .assert_approx_eq::<f32>(&burns.to_data(), tolerance);
-            let g_ours = (ours * probe.clone()).sum().backward();
-            let g_burn = (burns * probe).sum().backward();
+            let g_ours = (ours.swap_dims(1, 2) * probe.clone()).sum().backward();
+            let g_burn = (burns.swap_dims(1, 2) * probe).sum().backward();
             for t in [&q, &kv] {
                 t.grad(&g_ours)
                     .unwrap()
