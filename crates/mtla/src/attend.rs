@@ -18,7 +18,7 @@ static FUSED_DECODE: AtomicBool = AtomicBool::new(true);
 static FUSED_PARALLEL: AtomicBool = AtomicBool::new(true);
 
 /// Switches the fused parallel pass on or off for the whole process, so that a benchmark can
-/// time the same layer with burn's ops in the same run (`mtla-st bench attention`).
+/// time the same layer with burn's ops in the same run (`mtla-st bench attention-train`).
 pub fn set_fused_parallel(on: bool) {
     FUSED_PARALLEL.store(on, Ordering::Relaxed);
 }
@@ -60,7 +60,10 @@ pub fn grouped_attention<B: Backend>(
             return out;
         }
     }
-    if FUSED_PARALLEL.load(Ordering::Relaxed) && crate::cpu::on_cpu::<B>() {
+    // A single query without gradients is a decode step: the decode switch above owns it, so
+    // that `bench decode --unfused` still times burn's ops.
+    let decode_step = queries == 1 && !B::ad_enabled(&q.device());
+    if FUSED_PARALLEL.load(Ordering::Relaxed) && crate::cpu::on_cpu::<B>() && !decode_step {
         let fused = crate::fused_parallel::parallel_attention(
             &q,
             &k,

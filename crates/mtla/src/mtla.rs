@@ -300,9 +300,9 @@ impl<B: Backend> Mtla<B> {
         let layout = ChunkLayout::new(self.down_rate, t, padding);
         let (rows, bias) = layout.bias(s);
         let bias = bias_tensor(rows, s, t, bias, &queries.device(), queries.dtype());
+        let latents = self.latents(keys_values, &rope, &layout);
         if self.expands(s, t) {
             let (q_nope, q_rope) = self.head_queries(queries, &rope.tail(s));
-            let latents = self.latents(keys_values, &rope, &layout);
             let (keys, values) = self.expanded_keys_values(&latents);
             let q = Tensor::cat(vec![q_nope, q_rope], 3);
             let heads = grouped_attention(q, keys, values, Some(bias), self.scale(), &self.dropout);
@@ -310,7 +310,6 @@ impl<B: Backend> Mtla<B> {
         }
         let absorbed = self.absorbed();
         let q = self.latent_queries(queries, &rope.tail(s), &absorbed);
-        let latents = self.latents(keys_values, &rope, &layout);
         let slots = Tensor::cat(vec![latents.states.clone(), latents.rope_keys.clone()], 2)
             .unsqueeze_dim(1);
         Ok((self.attend(q, slots, Some(bias), &absorbed), latents))
