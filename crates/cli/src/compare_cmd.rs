@@ -18,6 +18,10 @@ pub struct CompareArgs {
     /// Variants: mha, gqa, mqa, mla, mtla<s>.
     #[arg(long, value_delimiter = ',', default_value = "mtla2,mha")]
     pub variants: Vec<String>,
+    /// Seeds: every variant trains once per seed and the table adds each variant's mean and
+    /// range (default: the config's `train.seed`).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Vec<u64>,
     /// Folder of the runs and the table (default: runs/compare-<config name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -37,8 +41,14 @@ impl BackendTask for Compare {
     type Output = ();
     fn run<B: Backend>(self, device: B::Device, _: BackendKind) -> anyhow::Result<()> {
         let Compare(args, config, out) = self;
-        let comparison =
-            compare::<Autodiff<B>>(&config, &args.variants, &out, args.average_best, device)?;
+        let comparison = compare::<Autodiff<B>>(
+            &config,
+            &args.variants,
+            &args.seeds,
+            &out,
+            args.average_best,
+            device,
+        )?;
         println!("{}", comparison.table());
         println!("(also in {})", out.join("comparison.md").display());
         Ok(())

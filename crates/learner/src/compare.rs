@@ -1,6 +1,7 @@
 //! Trains and evaluates several attention variants of one experiment with identical settings
 //! and seeds, and tables quality against decoding speed and KV-cache memory, relative to MHA
-//! (the paper's Table 1/5 layout). Finished runs are reused, interrupted ones resumed.
+//! (the paper's Table 1/5 layout). With several seeds per variant a second table gives each
+//! variant's mean and range. Finished runs are reused, interrupted ones resumed.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ use crate::train::state::CheckpointDir;
 #[derive(Debug, Clone, Serialize)]
 pub struct CompareRow {
     pub variant: String,
+    pub seed: u64,
     pub parameters: usize,
     pub train_updates: usize,
     pub train_minutes: f64,
@@ -44,11 +46,13 @@ pub struct Comparison {
     pub notes: Vec<String>,
 }
 
-/// Trains (or resumes, or reuses) every variant under `out/<variant>`, averages its best
-/// `average_best` checkpoints and decodes `config.data.test`.
+/// Trains (or resumes, or reuses) every variant with every seed, averages each run's best
+/// `average_best` checkpoints and decodes `config.data.test`. Runs live under `out/<variant>`
+/// with one seed (the config's when `seeds` is empty) and `out/<variant>-seed<N>` with several.
 pub fn compare<B: AutodiffBackend>(
     config: &ExperimentConfig,
     variants: &[String],
+    seeds: &[u64],
     out: &Path,
     average_best: usize,
     device: B::Device,
@@ -56,15 +60,28 @@ pub fn compare<B: AutodiffBackend>(
     let test = config.data.test.clone().ok_or_else(|| {
         LearnerError::Config("data.test must name the manifest to evaluate on".into())
     })?;
+    let seeds = if seeds.is_empty() {
+        vec![config.train.seed]
+    } else {
+        seeds.to_vec()
+    };
+    // Seed-major: an interrupted comparison has every variant at the first seeds.
+    let runs = seeds
+        .iter()
+        .flat_map(|&seed| variants.iter().map(move |v| (v, seed)));
     let mut rows = Vec::new();
-    for variant in variants {
+    for (variant, seed) in runs {
         let (kind, s) = AttentionKind::parse_variant(variant)
             .map_err(|e| LearnerError::Config(e.to_string()))?;
         let mut cfg = config.clone();
         cfg.model.decoder.attention.kind = kind;
         cfg.model.decoder.attention.down_rate = s;
         cfg.model = cfg.model.resolved()?;
-        let run = out.join(variant);
+        cfg.train.seed = seed;
+        let run = match seeds.len() {
+            1 => out.join(variant),
+            _ => out.join(format!("{variant}-seed{seed}")),
+        };
         let state = CheckpointDir::new(&run)?.load()?;
         let finished = state.as_ref().is_some_and(|s| s.finished);
         if finished {
@@ -109,6 +126,7 @@ pub fn compare<B: AutodiffBackend>(
             st_model::checkpoint::load::<B::InnerBackend>(&run_cfg.model, &checkpoint, &device)?;
         rows.push(CompareRow {
             variant: variant.clone(),
+            seed,
             parameters: burn::module::Module::num_params(&model),
             train_updates: state.updates,
             train_minutes: state.elapsed_s / 60.0,
@@ -149,47 +167,216 @@ fn count_rows(manifest: &PathBuf) -> usize {
     std::fs::read_to_string(manifest).map_or(0, |t| t.lines().count().saturating_sub(1))
 }
 
+impl CompareRow {
+    /// The columns that vary between seeds, as numbers (`None`: not measured for this run).
+    fn measures(&self) -> [Option<f64>; 10] {
+        let e = &self.eval.efficiency;
+        let q = &self.eval.quality;
+        [
+            self.best_valid_accuracy.map(|a| 100.0 * a),
+            self.best_valid_loss,
+            self.best_audio_gain,
+            self.best_ctc_wer.map(|w| 100.0 * w),
+            Some(q.bleu.score),
+            Some(q.chrf.score),
+            q.wer.as_ref().map(|w| 100.0 * w.wer),
+            Some(e.decode_s),
+            Some(e.tokens_per_s),
+            Some(e.peak_kv_cache_bytes as f64 / 1e6),
+        ]
+    }
+}
+
+/// Header of both tables: the measures of [`CompareRow::measures`], then the ratios to MHA.
+const MEASURE_COLUMNS: &str = "dev acc % | dev loss bits/token | dev audio gain bits/token | dev greedy CTC WER % | BLEU | chrF | WER % | decode s | tokens/s | peak KV cache MB | speed-up vs MHA | KV memory reduction vs MHA";
+/// Decimals of each measure.
+const MEASURE_DECIMALS: [usize; 10] = [2, 3, 3, 1, 2, 2, 1, 2, 0, 2];
+
 impl Comparison {
-    /// Markdown table: quality, decode time, KV cache, speed-up and memory reduction vs MHA.
+    /// Markdown table, one row per run: quality, decode time, KV cache, speed-up and memory
+    /// reduction vs MHA (the mean of its seeds), training throughput. With several seeds, a
+    /// second table gives each variant's mean and, in brackets, its range over the seeds.
     pub fn table(&self) -> String {
-        let base = self.rows.iter().find(|r| r.variant == "mha");
-        let mut out = String::from(
-"| variant | params | dev acc % | dev loss bits/token | dev audio gain bits/token | dev greedy CTC WER % | BLEU | chrF | WER % | decode s | tokens/s | peak KV cache MB | speed-up vs MHA | KV memory reduction vs MHA | updates | train min | train updates/s |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        let seeded = self.rows.iter().any(|r| r.seed != self.rows[0].seed);
+        let mha = self.mean_of("mha");
+        let mut out = format!(
+            "| variant | params | {MEASURE_COLUMNS} | updates | train min | train updates/s |\n|---|{}\n",
+            "---:|".repeat(17)
         );
         for r in &self.rows {
-            let e = &r.eval.efficiency;
-            let q = &r.eval.quality;
-            let ratio = |f: &dyn Fn(&CompareRow) -> f64| {
-                base.map_or("-".to_string(), |b| {
-                    format!("{:.2}x", f(b) / f(r).max(1e-12))
-                })
+            let label = match seeded {
+                true => format!("{} (seed {})", r.variant, r.seed),
+                false => r.variant.clone(),
             };
+            let measures = r.measures();
+            let cells = measures
+                .iter()
+                .zip(MEASURE_DECIMALS)
+                .map(|(v, d)| v.map_or("-".into(), |v| format!("{v:.d$}")));
             out.push_str(&format!(
-                "| {} | {:.2}M | {} | {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.0} | {:.2} | {} | {} | {} | {:.1} | {:.2} |\n",
-                r.variant,
+                "| {label} | {:.2}M | {} | {} | {} | {:.1} | {:.2} |\n",
                 r.parameters as f64 / 1e6,
-                r.best_valid_accuracy
-                    .map_or("-".into(), |a| format!("{:.2}", 100.0 * a)),
-                r.best_valid_loss.map_or("-".into(), |l| format!("{l:.3}")),
-                r.best_audio_gain.map_or("-".into(), |g| format!("{g:.3}")),
-                r.best_ctc_wer.map_or("-".into(), |w| format!("{:.1}", 100.0 * w)),
-                q.bleu.score,
-                q.chrf.score,
-                q.wer.as_ref().map_or("-".into(), |w| format!("{:.1}", 100.0 * w.wer)),
-                e.decode_s,
-                e.tokens_per_s,
-                e.peak_kv_cache_bytes as f64 / 1e6,
-                ratio(&|r| r.eval.efficiency.decode_s),
-                ratio(&|r| r.eval.efficiency.peak_kv_cache_bytes as f64),
+                cells.collect::<Vec<_>>().join(" | "),
+                ratios(mha.as_ref(), &measures),
                 r.train_updates,
                 r.train_minutes,
                 r.train_updates_per_s
             ));
         }
+        if seeded {
+            out.push_str(&format!(
+                "\nMean over seeds (range in brackets):\n\n| variant | seeds | {MEASURE_COLUMNS} |\n|---|{}\n",
+                "---:|".repeat(13)
+            ));
+            for variant in self.variants() {
+                let runs: Vec<_> = self.rows.iter().filter(|r| r.variant == variant).collect();
+                let mean = self.mean_of(&variant).expect("the variant has runs");
+                let cells = (0..MEASURE_DECIMALS.len()).map(|i| {
+                    let values: Vec<f64> = runs.iter().filter_map(|r| r.measures()[i]).collect();
+                    let d = MEASURE_DECIMALS[i];
+                    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    mean[i].map_or("-".into(), |m| format!("{m:.d$} ({lo:.d$}–{hi:.d$})"))
+                });
+                out.push_str(&format!(
+                    "| {variant} | {} | {} | {} |\n",
+                    runs.len(),
+                    cells.collect::<Vec<_>>().join(" | "),
+                    ratios(mha.as_ref(), &mean)
+                ));
+            }
+        }
         for n in &self.notes {
             out.push_str(&format!("\nNote: {n}\n"));
         }
         out
+    }
+
+    /// The variants in the order they ran.
+    fn variants(&self) -> Vec<String> {
+        let mut seen: Vec<String> = Vec::new();
+        for r in &self.rows {
+            if !seen.contains(&r.variant) {
+                seen.push(r.variant.clone());
+            }
+        }
+        seen
+    }
+
+    /// Mean of each measure over the runs of `variant` (None where no run measured it).
+    fn mean_of(&self, variant: &str) -> Option<[Option<f64>; 10]> {
+        let runs: Vec<_> = self.rows.iter().filter(|r| r.variant == variant).collect();
+        (!runs.is_empty()).then(|| {
+            std::array::from_fn(|i| {
+                let values: Vec<f64> = runs.iter().filter_map(|r| r.measures()[i]).collect();
+                (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+            })
+        })
+    }
+}
+
+/// "speed-up vs MHA | KV memory reduction vs MHA" cells: MHA's decode time and KV cache over
+/// these (indices 7 and 9 of [`CompareRow::measures`]).
+fn ratios(mha: Option<&[Option<f64>; 10]>, row: &[Option<f64>; 10]) -> String {
+    let ratio = |i: usize| match (mha.and_then(|m| m[i]), row[i]) {
+        (Some(b), Some(r)) => format!("{:.2}x", b / r.max(1e-12)),
+        _ => "-".into(),
+    };
+    format!("{} | {}", ratio(7), ratio(9))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::Efficiency;
+
+    /// A run whose hypothesis gets `wrong` of 4 reference words wrong, decoding in `decode_s`.
+    fn row(variant: &str, seed: u64, wrong: usize, decode_s: f64, kv_bytes: usize) -> CompareRow {
+        let reference = "the court is sitting";
+        let hyp: Vec<&str> = reference
+            .split(' ')
+            .enumerate()
+            .map(|(i, w)| if i < wrong { "x" } else { w })
+            .collect();
+        let quality = metrics::score_lines(&[hyp.join(" ")], &[vec![reference.to_string()]]);
+        CompareRow {
+            variant: variant.into(),
+            seed,
+            parameters: 1_500_000,
+            train_updates: 100,
+            train_minutes: 1.0,
+            train_updates_per_s: 2.0,
+            best_valid_accuracy: Some(0.5),
+            best_valid_loss: Some(2.0),
+            best_audio_gain: None,
+            best_ctc_wer: None,
+            eval: EvalReport {
+                checkpoint: String::new(),
+                manifest: String::new(),
+                attention: variant.into(),
+                down_rate: 1,
+                quality,
+                efficiency: Efficiency {
+                    sentences: 1,
+                    beam: 5,
+                    batches: 1,
+                    decode_s,
+                    tokens: 5,
+                    tokens_per_s: 5.0 / decode_s,
+                    audio_s: 1.0,
+                    real_time_factor: decode_s,
+                    peak_kv_cache_bytes: kv_bytes,
+                    peak_process_bytes: None,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn seeds_get_a_mean_and_range_row_and_ratios_use_mha_mean() {
+        let comparison = Comparison {
+            rows: vec![
+                row("mha", 1, 1, 2.0, 8_000_000),
+                row("mha", 2, 2, 4.0, 8_000_000),
+                row("mtla2", 1, 1, 1.0, 2_000_000),
+                row("mtla2", 2, 3, 2.0, 2_000_000),
+            ],
+            test_manifest: "test.tsv".into(),
+            train_utterances: 8000,
+            notes: vec![],
+        };
+        let table = comparison.table();
+        assert!(table.contains("| mha (seed 2) |"), "{table}");
+        // MHA's mean decode time is 3 s: seed 1 of MTLA (1 s) is 3x faster, its mean (1.5 s) 2x.
+        let mtla1 = table
+            .lines()
+            .find(|l| l.starts_with("| mtla2 (seed 1)"))
+            .unwrap();
+        assert!(mtla1.contains("| 3.00x | 4.00x |"), "{mtla1}");
+        let summary = table
+            .lines()
+            .find(|l| l.starts_with("| mtla2 | 2 |"))
+            .unwrap();
+        // WER 25 % and 75 %: mean 50, range 25-75; decode 1-2 s.
+        assert!(summary.contains("| 50.0 (25.0–75.0) |"), "{summary}");
+        assert!(summary.contains("| 1.50 (1.00–2.00) |"), "{summary}");
+        assert!(summary.ends_with("| 2.00x | 4.00x |"), "{summary}");
+        assert!(
+            summary.contains("| - |"),
+            "audio gain was not measured: {summary}"
+        );
+    }
+
+    #[test]
+    fn one_seed_keeps_the_single_table() {
+        let comparison = Comparison {
+            rows: vec![row("mha", 1, 0, 2.0, 8), row("mtla2", 1, 0, 1.0, 2)],
+            test_manifest: "test.tsv".into(),
+            train_utterances: 8000,
+            notes: vec![],
+        };
+        let table = comparison.table();
+        assert!(!table.contains("Mean over seeds"), "{table}");
+        assert!(table.contains("| mtla2 | 1.50M |"), "{table}");
     }
 }
