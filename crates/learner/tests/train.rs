@@ -1,4 +1,5 @@
-//! Training on the CPU backend: the same config and seed give the same loss curve, a resumed
+//! Training on the CPU backend: the same config and seed give the same loss curve (a run given a
+//! tokenizer keeps a copy of it), a resumed
 //! run repeats the uninterrupted one bit for bit (dropout and SpecAugment on), and a NaN loss stops training with a
 //! message naming the step while the last good checkpoint survives; two devices with half
 //! batches give one device's update.
@@ -42,10 +43,19 @@ fn same_seed_same_loss_curve() {
     let dir = tempfile::tempdir().unwrap();
     let c = config(&dir.path().join("cache"), 0.1);
     run(&c, &dir.path().join("a"), false).unwrap();
-    run(&c, &dir.path().join("b"), false).unwrap();
+    // The second run is given the first one's tokenizer (the same pieces) and keeps a copy.
+    let given = dir.path().join("a/tokenizer.json");
+    let mut c_given = c.clone();
+    c_given.data.tokenizer = Some(given.clone());
+    run(&c_given, &dir.path().join("b"), false).unwrap();
     let (a, b) = (losses(&dir.path().join("a")), losses(&dir.path().join("b")));
     assert_eq!(a.len(), 4);
     assert_eq!(a, b, "two runs with one seed must give one loss curve");
+    assert_eq!(
+        std::fs::read_to_string(&given).unwrap(),
+        std::fs::read_to_string(dir.path().join("b/tokenizer.json")).unwrap(),
+        "a run keeps a copy of the tokenizer it was given"
+    );
     // An existing run is never overwritten by accident.
     let err = run(&c, &dir.path().join("a"), false)
         .unwrap_err()

@@ -30,10 +30,16 @@ pub struct TrainOptions {
 }
 
 /// The tokenizer of a run: the config's, the run's own, or trained on the training targets.
+/// Whichever it is, the run keeps a copy as `tokenizer.json`, so that evaluation, averaging and
+/// `transcribe` find it next to the checkpoints.
 pub fn run_tokenizer(config: &ExperimentConfig, run: &Path, train: &Dataset) -> Result<Tokenizer> {
     let own = run.join("tokenizer.json");
     if let Some(path) = &config.data.tokenizer {
-        return Ok(Tokenizer::load(path)?);
+        let tokenizer = Tokenizer::load(path)?;
+        if !own.exists() {
+            tokenizer.save(&own)?;
+        }
+        return Ok(tokenizer);
     }
     if own.exists() {
         return Ok(Tokenizer::load(&own)?);
