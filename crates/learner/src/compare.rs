@@ -197,7 +197,10 @@ impl Comparison {
     /// reduction vs MHA (the mean of its seeds), training throughput. With several seeds, a
     /// second table gives each variant's mean and, in brackets, its range over the seeds.
     pub fn table(&self) -> String {
-        let seeded = self.rows.iter().any(|r| r.seed != self.rows[0].seed);
+        let seeded = self
+            .rows
+            .first()
+            .is_some_and(|first| self.rows.iter().any(|r| r.seed != first.seed));
         let mha = self.mean_of("mha");
         let mut out = format!(
             "| variant | params | {MEASURE_COLUMNS} | updates | train min | train updates/s |\n|---|{}\n",
@@ -378,5 +381,10 @@ mod tests {
         let table = comparison.table();
         assert!(!table.contains("Mean over seeds"), "{table}");
         assert!(table.contains("| mtla2 | 1.50M |"), "{table}");
+        let empty = Comparison {
+            rows: vec![],
+            ..comparison
+        };
+        assert!(empty.table().starts_with("| variant | params |"));
     }
 }
