@@ -232,20 +232,18 @@ impl Comparison {
                 "---:|".repeat(13)
             ));
             for variant in self.variants() {
-                let runs: Vec<_> = self.rows.iter().filter(|r| r.variant == variant).collect();
-                let mean = self.mean_of(&variant).expect("the variant has runs");
-                let cells = (0..MEASURE_DECIMALS.len()).map(|i| {
-                    let values: Vec<f64> = runs.iter().filter_map(|r| r.measures()[i]).collect();
-                    let d = MEASURE_DECIMALS[i];
+                let columns = self.columns(&variant);
+                let means = columns.each_ref().map(|values| mean(values));
+                let cells = columns.iter().zip(MEASURE_DECIMALS).map(|(values, d)| {
                     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
                     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    mean[i].map_or("-".into(), |m| format!("{m:.d$} ({lo:.d$}–{hi:.d$})"))
+                    mean(values).map_or("-".into(), |m| format!("{m:.d$} ({lo:.d$}–{hi:.d$})"))
                 });
                 out.push_str(&format!(
                     "| {variant} | {} | {} | {} |\n",
-                    runs.len(),
+                    self.rows.iter().filter(|r| r.variant == variant).count(),
                     cells.collect::<Vec<_>>().join(" | "),
-                    ratios(mha.as_ref(), &mean)
+                    ratios(mha.as_ref(), &means)
                 ));
             }
         }
@@ -268,14 +266,28 @@ impl Comparison {
 
     /// Mean of each measure over the runs of `variant` (None where no run measured it).
     fn mean_of(&self, variant: &str) -> Option<[Option<f64>; 10]> {
-        let runs: Vec<_> = self.rows.iter().filter(|r| r.variant == variant).collect();
-        (!runs.is_empty()).then(|| {
-            std::array::from_fn(|i| {
-                let values: Vec<f64> = runs.iter().filter_map(|r| r.measures()[i]).collect();
-                (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-            })
-        })
+        let columns = self.columns(variant);
+        self.rows
+            .iter()
+            .any(|r| r.variant == variant)
+            .then(|| columns.each_ref().map(|values| mean(values)))
     }
+
+    /// Each measure's values over the runs of `variant` that measured it.
+    fn columns(&self, variant: &str) -> [Vec<f64>; 10] {
+        let mut columns: [Vec<f64>; 10] = Default::default();
+        for r in self.rows.iter().filter(|r| r.variant == variant) {
+            for (column, value) in columns.iter_mut().zip(r.measures()) {
+                column.extend(value);
+            }
+        }
+        columns
+    }
+}
+
+/// Mean of `values` (None when empty).
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 /// "speed-up vs MHA | KV memory reduction vs MHA" cells: MHA's decode time and KV cache over
