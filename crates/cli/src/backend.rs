@@ -55,7 +55,8 @@ pub fn run_on<T: BackendTask>(args: &BackendArgs, task: T) -> anyhow::Result<T::
 }
 
 /// Runs `task` on the backend and precision of `args`, devices `indices` (on the CPU every
-/// index is the one multi-threaded CPU device: useful to check data parallelism, not faster).
+/// index is the one multi-threaded CPU device: each part of a batch runs in its own thread,
+/// which keeps the cores busier than one pass; see `learner::train::setup::cpu_parts`).
 pub fn run_on_devices<T: DevicesTask>(
     args: &BackendArgs,
     indices: &[usize],

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use burn::backend::Autodiff;
 use burn::prelude::Backend;
 use learner::config::ExperimentConfig;
-use learner::train::setup::{train_on_devices, TrainOptions};
+use learner::train::setup::{cpu_parts, train_on_devices, TrainOptions};
 
 use crate::backend::{run_on_devices, BackendArgs, BackendKind, DevicesTask};
 
@@ -33,7 +33,8 @@ pub struct TrainArgs {
     pub backend: BackendArgs,
     /// Data-parallel training over these device indices of the backend, e.g. `--devices 0,1,2,3`:
     /// every batch is split over them, so the effective batch and the learning-rate schedule
-    /// stay those of the config (replaces --device).
+    /// stay those of the config (replaces --device). On the CPU the default splits every batch
+    /// into one part per core (at most 4) computed concurrently; `--devices 0` keeps it whole.
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<usize>,
 }
@@ -89,10 +90,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         progress: true,
         precision: args.backend.precision,
     };
-    let devices = if args.devices.is_empty() {
-        vec![args.backend.device]
-    } else {
-        args.devices.clone()
+    let devices = match (args.devices.is_empty(), args.backend.backend) {
+        (true, BackendKind::Cpu) => vec![args.backend.device; cpu_parts()],
+        (true, _) => vec![args.backend.device],
+        (false, _) => args.devices.clone(),
     };
     run_on_devices(&args.backend, &devices, Train(opts))
 }

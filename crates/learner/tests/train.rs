@@ -202,7 +202,7 @@ fn two_devices_with_half_batches_give_the_one_device_update() {
     };
     {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        train::<B>(&opts("one"), Default::default()).unwrap();
+        train_on_devices::<B>(&opts("one"), vec![Default::default()]).unwrap();
         train_on_devices::<B>(&opts("two"), vec![Default::default(); 2]).unwrap();
     }
     let (one, two) = (

@@ -7,33 +7,32 @@
 //! the host from a counter-based generator (SplitMix64, element by element on all cores) and applied with
 //! one multiplication. The stream is reseeded with [`seed`] (the trainer does so at every
 //! update, next to `Backend::seed`), so masks depend on the seed and the order of calls alone:
-//! training stays reproducible and exactly resumable. GPU backends keep burn's own on-device
-//! sampling (a host mask would cross the bus at every call).
+//! training stays reproducible and exactly resumable. The stream is per thread, so the
+//! data-parallel shards of a batch (each forward in its own thread) draw from their own seeds
+//! whatever the threads' timing. GPU backends keep burn's own on-device sampling (a host mask
+//! would cross the bus at every call).
 
-use std::sync::Mutex;
+use std::cell::Cell;
 
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use rayon::prelude::*;
 
-/// The CPU masks' stream: a seed and the index of the next draw.
-static STREAM: Mutex<(u64, u64)> = Mutex::new((0, 0));
-
-/// The stream is process-wide: tests that reseed it must not interleave.
-#[cfg(test)]
-pub(crate) static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Restarts the CPU mask stream at `seed`.
-pub fn seed(seed: u64) {
-    *STREAM.lock().expect("not poisoned") = (seed, 0);
+thread_local! {
+    /// This thread's CPU mask stream: a seed and the index of the next draw.
+    static STREAM: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
-/// Takes `n` consecutive draws of the stream: its seed and the first index.
+/// Restarts this thread's CPU mask stream at `seed`.
+pub fn seed(seed: u64) {
+    STREAM.set((seed, 0));
+}
+
+/// Takes `n` consecutive draws of this thread's stream: its seed and the first index.
 fn take(n: usize) -> (u64, u64) {
-    let mut stream = STREAM.lock().expect("not poisoned");
-    let at = stream.1;
-    stream.1 = at.wrapping_add(n as u64);
-    (stream.0, at)
+    let (seed, at) = STREAM.get();
+    STREAM.set((seed, at.wrapping_add(n as u64)));
+    (seed, at)
 }
 
 /// The `i`-th output of the SplitMix64 generator started at `seed` (a counter-based generator:
@@ -135,7 +134,6 @@ mod tests {
         let device = Default::default();
         let x = Tensor::<B, 2>::ones([400, 250], &device);
         let dropout = Dropout::new(0.3);
-        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         seed(7);
         let a: Vec<f32> = dropout.forward(x.clone()).into_data().into_vec().unwrap();
         let b: Vec<f32> = dropout.forward(x.clone()).into_data().into_vec().unwrap();
@@ -158,7 +156,6 @@ mod tests {
     fn gradients_flow_through_the_kept_elements_only() {
         let device = Default::default();
         let x = Tensor::<B, 1>::ones([10_000], &device).require_grad();
-        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         seed(3);
         let y = Dropout::new(0.5).forward(x.clone());
         let grads = y.clone().sum().backward();

@@ -593,7 +593,7 @@ impl Backward<Flex, 3> for FusedAttention {
 mod tests {
     use super::*;
     use crate::cpu::AdFlex;
-    use crate::dropout::{seed, Dropout, SERIAL};
+    use crate::dropout::{seed, Dropout};
     use burn::tensor::activation::softmax;
     use burn::tensor::{Distribution, Tolerance};
 
@@ -632,7 +632,6 @@ mod tests {
     fn matches_burn_ops_in_value_and_gradient() {
         let device = Default::default();
         let normal = Distribution::Normal(0., 1.);
-        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         for (heads, kv_heads, per_query_bias, prob, queries) in [
             (4, 4, false, 0.0, 7),
             (4, 4, false, 0.3, 7),

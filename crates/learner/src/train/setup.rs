@@ -75,9 +75,28 @@ pub fn open_dataset(manifest: &Path, config: &ExperimentConfig, progress: bool) 
     Ok(dataset)
 }
 
-/// Trains as `opts` says on `device`; returns the report.
+/// Trains as `opts` says on `device`; returns the report. On the CPU backend every batch is
+/// split into [`cpu_parts`] parts whose forward and backward passes run concurrently.
 pub fn train<B: AutodiffBackend>(opts: &TrainOptions, device: B::Device) -> Result<TrainReport> {
-    train_on_devices::<B>(opts, vec![device])
+    let parts = if mtla::cpu::on_cpu::<B>() {
+        cpu_parts()
+    } else {
+        1
+    };
+    train_on_devices::<B>(opts, vec![device; parts])
+}
+
+/// How many parts a batch is split into on the CPU backend: one per core, at most 4.
+///
+/// burn-flex runs many small ops (element-wise, layout, autodiff bookkeeping) on one core, so a
+/// single forward/backward pass keeps 2 cores busy only in its larger products: on 2 cores a
+/// `configs/small_cpu.toml` update took 0.21 s with one part and 0.16 s with 2 or 4 parts, the
+/// paper preset 5.2 s and 4.6 s. The update is the same as one part's (each part's loss is
+/// normalised by the whole batch's target tokens; the dropout masks differ, deterministically).
+/// At most 4: more parts make each part's products smaller and each thread keeps its own
+/// allocator arena (peak memory on 2 parts: 180 -> 390 MB, 2.8 -> 3.0 GB).
+pub fn cpu_parts() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// Trains as `opts` says, data-parallel over `devices` (the first holds the model and the
@@ -182,6 +201,12 @@ pub fn train_on_devices<B: AutodiffBackend>(
         device,
         resume,
     );
+    if opts.progress && devices.len() > 1 {
+        eprintln!(
+            "data-parallel: every batch is split into {} parts, computed concurrently",
+            devices.len()
+        );
+    }
     run.devices = devices;
     let (report, _) = run.launch(trainee)?;
     Ok(report)

@@ -349,13 +349,15 @@ impl<B: AutodiffBackend> Run<B> {
     /// forward and backward on its device in its own thread (the model forked there), the
     /// gradients brought back to the main device. Each part's loss is divided by `divisor`, the
     /// whole update's target tokens (over the loss scale in f16), so the summed gradients are
-    /// those of the unsplit batch.
+    /// those of the unsplit batch. Part `k`'s thread draws its CPU dropout masks from
+    /// `mix(stream_seed, k)`, so the masks do not depend on the threads' timing.
     fn shards(
         &self,
         model: &Trainee<B>,
         indices: &[usize],
         epoch: u64,
         divisor: f64,
+        stream_seed: u64,
     ) -> Result<Vec<Shard<B>>> {
         let parts: Vec<&[usize]> = indices
             .chunks(indices.len().div_ceil(self.devices.len()).max(1))
@@ -376,6 +378,7 @@ impl<B: AutodiffBackend> Run<B> {
                 .enumerate()
                 .map(|(k, (part, device))| {
                     scope.spawn(move || {
+                        mtla::dropout::seed(mix(stream_seed, k as u64));
                         if k == 0 {
                             return self.shard(model, part, epoch, device, divisor);
                         }
@@ -516,7 +519,10 @@ impl<B: AutodiffBackend> Run<B> {
                 let loss_scale = state.loss_scaler.map_or(1.0, |s| s.scale);
                 for (i, indices) in batches.iter().enumerate().take(end).skip(first) {
                     let divisor = group_tokens / loss_scale;
-                    for shard in self.shards(&current, indices, state.epoch, divisor)? {
+                    let stream_seed = mix(update_seed, i as u64);
+                    for shard in
+                        self.shards(&current, indices, state.epoch, divisor, stream_seed)?
+                    {
                         if !shard.loss.is_finite() {
                             let last = state.last.as_ref().map_or("none".to_string(), |k| {
                                 ckpt.path(&k.file).display().to_string()
