@@ -68,7 +68,24 @@ enum Command {
     Bench(bench_cmd::BenchCommand),
 }
 
+/// Caps glibc's malloc at 2 arenas. CPU training runs each part of a batch in its own thread
+/// (`learner::train::setup::cpu_parts`), and glibc gives every thread its own arena, each
+/// keeping the memory its thread freed: with the default cap (8 per core) the peak memory of a
+/// `configs/small_cpu.toml` run doubled (180 -> 375-392 MB); with 2 arenas it stays at
+/// 177-233 MB at the same speed (3 alternating runs each, 0.194 vs 0.194 s per update).
+/// `MALLOC_ARENA_MAX` in the environment still decides when set.
+fn cap_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: `mallopt` only tunes the allocator; called before any thread is spawned.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    cap_malloc_arenas();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Prepare(cmd) => prepare_cmd::run(cmd).map(|_| true),
