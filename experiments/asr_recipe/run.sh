@@ -20,6 +20,13 @@ ablation() {
     ctc_only) echo "--set model.ctc_weight=1.0" ;;
     vocab1000) echo "--set model.vocab_size=1000" ;;
     mha) echo "--set model.decoder.attention.kind=mha" ;;
+    # Stage 2: the shipped model (base, 29299 updates, listening) trained on with SpecAugment
+    # (fairseq's LB policy: one frequency mask <= 27 bins, one time mask <= 100 frames) and a
+    # fresh schedule peaking at 5e-4; its tokenizer, so the pieces stay the same.
+    specaug) echo "--set train.init_from=\"../../models/asr/model.safetensors\"
+      --set data.tokenizer=\"../../models/asr/tokenizer.json\" --set data.specaugment.freq_mask_n=1
+      --set data.specaugment.time_mask_n=1 --set train.lr=5e-4 --set train.validate_every_updates=500
+      --set train.max_updates=40000 --set train.time_limit_minutes=${TIME_LIMIT:-130}" ;;
     *) echo "unknown ablation $1" >&2; exit 2 ;;
   esac
 }
