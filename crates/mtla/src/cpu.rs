@@ -3,11 +3,11 @@
 
 use std::any::{Any, TypeId};
 
-use burn::backend::flex::FlexDevice;
+use burn::backend::flex::{FlexDevice, FlexTensor};
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::backend::BackendTypes;
-use burn::tensor::TensorPrimitive;
+use burn::tensor::{DType, TensorPrimitive};
 
 /// The training backend on the CPU, whose primitive holds a flex tensor and its graph node.
 pub(crate) type AdFlex = Autodiff<Flex>;
@@ -33,4 +33,16 @@ pub(crate) fn back<B: Backend, P: 'static, const D: usize>(p: P) -> Tensor<B, D>
         .ok()
         .expect("the primitive is B's");
     Tensor::from_primitive(TensorPrimitive::Float(p))
+}
+
+/// `t` as f32 with a unit-stride last axis and non-negative strides (a copy only if needed).
+pub(crate) fn usable(t: FlexTensor) -> Option<FlexTensor> {
+    if t.dtype() != DType::F32 {
+        return None;
+    }
+    let strides = t.layout().strides();
+    if strides[strides.len() - 1] != 1 || strides.iter().any(|&s| s < 0) {
+        return Some(t.to_contiguous());
+    }
+    Some(t)
 }

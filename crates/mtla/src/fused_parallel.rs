@@ -33,7 +33,7 @@ use burn::tensor::{DType, TensorData};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::cpu::{back, cast, AdPrimitive};
+use crate::cpu::{back, cast, usable, AdPrimitive};
 use crate::dropout::MaskDraw;
 
 /// `softmax(q kᵀ · scale + bias) ⊙ M · v` on the CPU backend (see the module doc), with the
@@ -118,18 +118,6 @@ struct Fused {
 struct Saved {
     attention: Fused,
     p: Arc<Vec<f32>>,
-}
-
-/// `t` as f32 with a unit-stride last axis and non-negative strides (a copy only if needed).
-fn usable(t: FlexTensor) -> Option<FlexTensor> {
-    if t.dtype() != DType::F32 {
-        return None;
-    }
-    let strides = t.layout().strides();
-    if strides[strides.len() - 1] != 1 || strides.iter().any(|&s| s < 0) {
-        return Some(t.to_contiguous());
-    }
-    Some(t)
 }
 
 /// A matrix operand of [`matmul`]: its first element and row/column strides (in elements).

@@ -21,10 +21,10 @@ use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
 use burn::prelude::*;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use crate::cpu::{back, cast, AdPrimitive};
+use crate::cpu::{back, cast, usable, AdPrimitive};
 
 /// Rotation tables for some positions: `cos`, `sin` `[batch, time, 1, dim]` (per channel,
 /// pair-duplicated, `sin` signed) and the pair-swap permutation `[dim, dim]`.
@@ -150,16 +150,6 @@ struct Tables {
     sin: FlexTensor,
 }
 
-/// `t` with a unit-stride last axis and non-negative strides (a copy only if needed).
-fn unit_last(t: &FlexTensor) -> FlexTensor {
-    let strides = t.layout().strides();
-    if strides[strides.len() - 1] == 1 && strides.iter().all(|&s| s >= 0) {
-        t.clone()
-    } else {
-        t.to_contiguous()
-    }
-}
-
 /// Where row `(i, j, k)` of a 4-D tensor starts in its storage.
 fn row_start(t: &FlexTensor, i: usize, j: usize, k: usize) -> usize {
     let s = t.layout().strides();
@@ -170,13 +160,11 @@ impl Tables {
     /// `y_c = x_c cos_c + x_{c^1} sin_c`, or the transposed rotation
     /// `y_c = x_c cos_c + x_{c^1} sin_{c^1}` (the gradient), as a new contiguous tensor.
     fn rotate(&self, x: &FlexTensor, transposed: bool) -> Option<FlexTensor> {
-        if [x, &self.cos, &self.sin]
-            .iter()
-            .any(|t| t.dtype() != DType::F32)
-        {
-            return None;
-        }
-        let (x, cos, sin) = (unit_last(x), unit_last(&self.cos), unit_last(&self.sin));
+        let (x, cos, sin) = (
+            usable(x.clone())?,
+            usable(self.cos.clone())?,
+            usable(self.sin.clone())?,
+        );
         let shape = x.layout().shape();
         let [b, t, h, d] = [shape[0], shape[1], shape[2], shape[3]];
         let table = cos.layout().shape();
