@@ -32,6 +32,9 @@ pub struct TrainStepBenchArgs {
     /// Timed steps per cell (after one warm-up); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
+    /// Skip the burn-ops comparison (time only the default path, e.g. under a profiler).
+    #[arg(long)]
+    pub fused_only: bool,
     #[command(flatten)]
     pub common: LayerBenchArgs,
 }
@@ -130,7 +133,7 @@ impl BackendTask for TrainStepBench<'_> {
     fn run<B: Backend>(self, device: B::Device, _: BackendKind) -> anyhow::Result<Self::Output> {
         type Ad<B> = Autodiff<B>;
         let a = self.0;
-        let modes: &[bool] = if mtla::cpu::on_cpu::<B>() {
+        let modes: &[bool] = if mtla::cpu::on_cpu::<B>() && !a.fused_only {
             &[true, false]
         } else {
             &[true]

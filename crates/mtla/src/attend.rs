@@ -68,6 +68,7 @@ pub fn grouped_attention<B: Backend>(
             &q,
             &k,
             &v,
+            None,
             bias.as_ref(),
             scale as f32,
             dropout.prob,
@@ -87,6 +88,55 @@ pub fn grouped_attention<B: Backend>(
     }
     let weights = dropout.forward(softmax(scores, 3));
     weights.matmul(v).reshape([batch, heads, queries, d_v])
+}
+
+/// Attention whose scores carry a decoupled RoPE part (MLA/MTLA, paper Eq. 11/12):
+/// `softmax((q kᵀ + q_R k_Rᵀ) · scale + bias) v`, with `q_R` `[batch, heads, queries, d_R]` and
+/// one RoPE key per token shared by all heads, `k_R` `[batch, 1, keys, d_R]`; other shapes as
+/// [`grouped_attention`]. It equals `grouped_attention([q ‖ q_R], [k ‖ k_R], v)` with `k_R`
+/// repeated over the K/V heads, which is how backends other than the CPU compute it; the CPU's
+/// fused pass accumulates the second product into the same scores instead, so the two
+/// concatenations (copies under autodiff, and their slicing gradients) are never made.
+#[allow(clippy::too_many_arguments)]
+pub fn decoupled_rope_attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    q_rope: Tensor<B, 4>,
+    k_rope: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    bias: Option<Tensor<B, 4>>,
+    scale: f64,
+    dropout: &Dropout,
+) -> Tensor<B, 4> {
+    let decode_step = q.dims()[2] == 1 && !B::ad_enabled(&q.device());
+    if FUSED_PARALLEL.load(Ordering::Relaxed) && crate::cpu::on_cpu::<B>() && !decode_step {
+        let fused = crate::fused_parallel::parallel_attention(
+            &q,
+            &k,
+            &v,
+            Some((&q_rope, &k_rope)),
+            bias.as_ref(),
+            scale as f32,
+            dropout.prob,
+        );
+        if let Some(out) = fused {
+            return out;
+        }
+    }
+    let kv_heads = k.dims()[1];
+    let k_rope = if kv_heads > 1 {
+        k_rope.repeat_dim(1, kv_heads)
+    } else {
+        k_rope
+    };
+    grouped_attention(
+        Tensor::cat(vec![q, q_rope], 3),
+        Tensor::cat(vec![k, k_rope], 3),
+        v,
+        bias,
+        scale,
+        dropout,
+    )
 }
 
 /// `scores` `[batch, kv_heads, group * queries, keys]` plus `bias` `[rows, 1, queries | 1, keys]`

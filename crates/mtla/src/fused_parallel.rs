@@ -16,9 +16,16 @@
 //! `dP̃ = dO vᵀ`, `dv = P̃ᵀ dO`, `dS = P̃ ⊙ dP̃ − P ⊙ D` with `D = rowsum(dP̃ ⊙ P̃)`,
 //! `dq = scale · dS k`, `dk = scale · dSᵀ q`. The bias (masks) takes no gradient.
 //!
-//! Used by [`grouped_attention`](crate::attend::grouped_attention) on the CPU backend for every
-//! kind (MHA/GQA/MQA and the absorbed MLA/MTLA, whose values are a view of the key slots), with
-//! or without autodiff; other backends, and dtypes other than f32, take burn's ops.
+//! MLA/MTLA's scores carry a decoupled RoPE part (DeepSeek-V2 Eq. 10, paper Eq. 11/12),
+//! `S = (q kᵀ + q_R k_Rᵀ) · scale` with one `k_R` per token shared by all heads: it is a second
+//! product accumulated into the same scores, so neither `[q ‖ q_R]` nor `[k ‖ k_R]` (with `k_R`
+//! repeated per head) is ever built; backward, `dq_R = scale · dS k_R` and
+//! `dk_R = scale · Σ_heads dSᵀ q_R`.
+//!
+//! Used by [`grouped_attention`](crate::attend::grouped_attention) and
+//! [`decoupled_rope_attention`](crate::attend::decoupled_rope_attention) on the CPU backend for
+//! every kind (MHA/GQA/MQA and MLA/MTLA, expanded or absorbed with values a view of the latent
+//! states), with or without autodiff; other backends, and dtypes other than f32, take burn's ops.
 
 use std::sync::Arc;
 
@@ -36,14 +43,17 @@ use rayon::prelude::*;
 use crate::cpu::{back, cast, usable, AdPrimitive};
 use crate::dropout::MaskDraw;
 
-/// `softmax(q kᵀ · scale + bias) ⊙ M · v` on the CPU backend (see the module doc), with the
-/// dropout `prob` applied only under autodiff; `None` on other backends, for non-f32 tensors,
-/// or when `bias` would need a gradient. Shapes as
-/// [`grouped_attention`](crate::attend::grouped_attention).
+/// `softmax((q kᵀ + q_R k_Rᵀ) · scale + bias) ⊙ M · v` on the CPU backend (see the module doc),
+/// the RoPE part only when `rope` (`q_R`, `k_R`) is given, with the dropout `prob` applied only
+/// under autodiff; `None` on other backends, for non-f32 tensors, or when `bias` would need a
+/// gradient. Shapes as [`grouped_attention`](crate::attend::grouped_attention); `q_R`
+/// `[batch, heads, queries, d_R]`, `k_R` `[batch, rope_heads, keys, d_R]` with `rope_heads`
+/// dividing the K/V heads.
 pub fn parallel_attention<B: Backend>(
     q: &Tensor<B, 4>,
     k: &Tensor<B, 4>,
     v: &Tensor<B, 4>,
+    rope: Option<(&Tensor<B, 4>, &Tensor<B, 4>)>,
     bias: Option<&Tensor<B, 4>>,
     scale: f32,
     prob: f64,
@@ -55,14 +65,18 @@ pub fn parallel_attention<B: Backend>(
             Some(b) => Some(cast(primitive(b)).ok()?),
             None => None,
         };
-        let attention = Fused::new(qf, kf, vf, bf, scale, None)?;
+        let rf = match rope {
+            Some((qr, kr)) => Some((cast(primitive(qr)).ok()?, cast(primitive(kr)).ok()?)),
+            None => None,
+        };
+        let attention = Fused::new([qf, kf, vf], rf, bf, scale, None)?;
         return Some(back(attention.forward().0));
     }
-    let qa: AdPrimitive = cast(primitive(q)).ok()?;
-    let (ka, va): (AdPrimitive, AdPrimitive) = (cast(primitive(k)).ok()?, cast(primitive(v)).ok()?);
+    let ad = |t: &Tensor<B, 4>| cast::<_, AdPrimitive>(primitive(t)).ok();
+    let (qa, ka, va) = (ad(q)?, ad(k)?, ad(v)?);
     let bf = match bias {
         Some(b) => {
-            let ba: AdPrimitive = cast(primitive(b)).ok()?;
+            let ba = ad(b)?;
             if !ba.node.requirement.is_none() {
                 return None;
             }
@@ -73,9 +87,32 @@ pub fn parallel_attention<B: Backend>(
     let [batch, heads, queries, _] = q.dims();
     let keys = k.dims()[2];
     let mask = (prob > 0.0).then(|| MaskDraw::take(batch * heads * queries * keys, 1.0 - prob));
-    let attention = Fused::new(qa.primitive, ka.primitive, va.primitive, bf, scale, mask)?;
-    let node = FusedAttention.prepare::<NoCheckpointing>([qa.node, ka.node, va.node]);
-    let out: AdPrimitive = match node.compute_bound().stateful() {
+    let out = match rope {
+        None => {
+            let primitives = [&qa, &ka, &va].map(|a| a.primitive.clone());
+            tracked(
+                Fused::new(primitives, None, bf, scale, mask)?,
+                [&qa, &ka, &va],
+            )
+        }
+        Some((qr, kr)) => {
+            let (qra, kra) = (ad(qr)?, ad(kr)?);
+            let primitives = [&qa, &ka, &va].map(|a| a.primitive.clone());
+            let rope = Some((qra.primitive.clone(), kra.primitive.clone()));
+            let attention = Fused::new(primitives, rope, bf, scale, mask)?;
+            tracked(attention, [&qa, &ka, &va, &qra, &kra])
+        }
+    };
+    Some(back(out))
+}
+
+/// Runs `attention` as one graph node over its `N` `inputs` (`q`, `k`, `v`[, `q_R`, `k_R`]).
+fn tracked<const N: usize>(attention: Fused, inputs: [&AdPrimitive; N]) -> AdPrimitive {
+    match FusedAttention::<N>
+        .prepare::<NoCheckpointing>(inputs.map(|a| a.node.clone()))
+        .compute_bound()
+        .stateful()
+    {
         OpsKind::Tracked(prep) => {
             let (out, p) = attention.forward();
             prep.finish(
@@ -87,8 +124,7 @@ pub fn parallel_attention<B: Backend>(
             )
         }
         OpsKind::UnTracked(prep) => prep.finish(attention.forward().0),
-    };
-    Some(back(out))
+    }
 }
 
 /// One fused attention call: its inputs (f32 flex tensors, last axis contiguous), sizes and
@@ -98,6 +134,8 @@ struct Fused {
     q: FlexTensor,
     k: FlexTensor,
     v: FlexTensor,
+    /// The decoupled RoPE part of the scores, if any.
+    rope: Option<RopePart>,
     /// `[rows, 1, 1 | queries, keys]`, contiguous.
     bias: Option<FlexTensor>,
     scale: f32,
@@ -111,6 +149,16 @@ struct Fused {
     keys: usize,
     d_k: usize,
     d_v: usize,
+}
+
+/// `q_R` `[batch, heads, queries, d]` and `k_R` `[batch, heads, keys, d]` (last axes contiguous):
+/// query head `h` meets RoPE key head `h / (heads / heads_R)`.
+#[derive(Clone, Debug)]
+struct RopePart {
+    q: FlexTensor,
+    k: FlexTensor,
+    heads: usize,
+    d: usize,
 }
 
 /// What the backward pass needs: the call and the softmax `P` `[batch, heads, queries, keys]`.
@@ -182,9 +230,8 @@ unsafe fn matmul(
 
 impl Fused {
     fn new(
-        q: FlexTensor,
-        k: FlexTensor,
-        v: FlexTensor,
+        [q, k, v]: [FlexTensor; 3],
+        rope: Option<(FlexTensor, FlexTensor)>,
         bias: Option<FlexTensor>,
         scale: f32,
         mask: Option<MaskDraw>,
@@ -201,11 +248,34 @@ impl Fused {
         if keys == 0 || queries == 0 || ks[3] != d_k || heads % kv_heads != 0 {
             return None;
         }
+        let rope = match rope {
+            Some((qr, kr)) => {
+                let (qr, kr) = (usable(qr)?, usable(kr)?);
+                let (qrs, krs) = (qr.layout().shape(), kr.layout().shape());
+                let (rope_heads, d) = (krs[1], qrs[3]);
+                let fits = qrs[..3] == qs[..3]
+                    && krs[0] == batch
+                    && krs[2] == keys
+                    && krs[3] == d
+                    && kv_heads % rope_heads == 0;
+                if !fits {
+                    return None;
+                }
+                Some(RopePart {
+                    q: qr,
+                    k: kr,
+                    heads: rope_heads,
+                    d,
+                })
+            }
+            None => None,
+        };
         Some(Self {
             blocks: key_blocks(bias.as_ref(), queries, keys),
             q,
             k,
             v,
+            rope,
             bias,
             scale,
             mask,
@@ -262,6 +332,24 @@ impl Fused {
         }
     }
 
+    /// The RoPE part's query rows of head `h` and keys (`transposed`: `k_Rᵀ`) of K/V head
+    /// `kv_head` at batch row `b`.
+    fn rope_operands(
+        &self,
+        b: usize,
+        h: usize,
+        kv_head: usize,
+        transposed: bool,
+    ) -> Option<(Mat, Mat)> {
+        let r = self.rope.as_ref()?;
+        let (ptr, rs) = Self::operand(&r.q, b, h);
+        let rope_head = kv_head / (self.kv_heads / r.heads);
+        Some((
+            Mat { ptr, rs, cs: 1 },
+            self.kv(&r.k, b, rope_head, transposed),
+        ))
+    }
+
     /// Bias row of query `query` at batch row `b`, if any.
     fn bias_row(&self, b: usize, query: usize) -> Option<&[f32]> {
         Some(bias_row(self.bias.as_ref()?, b, query))
@@ -295,7 +383,9 @@ impl Fused {
                 let (b, kv_head) = (pair / self.kv_heads, pair % self.kv_heads);
                 let k_t = self.kv(&self.k, b, kv_head, true);
                 for g in 0..self.group() {
-                    let q = self.q_rows(b, kv_head * self.group() + g);
+                    let head = kv_head * self.group() + g;
+                    let q = self.q_rows(b, head);
+                    let rope = self.rope_operands(b, head, kv_head, true);
                     for block in self.blocks(b) {
                         let (first, m, seen) =
                             (g * self.queries + block.start, block.len, block.keys);
@@ -311,7 +401,21 @@ impl Fused {
                                 k_t,
                                 self.scale,
                                 parallelism,
-                            )
+                            );
+                            if let (Some((q_r, k_rt)), Some(r)) = (rope, &self.rope) {
+                                matmul(
+                                    m,
+                                    seen,
+                                    r.d,
+                                    p[first * keys..].as_mut_ptr(),
+                                    keys,
+                                    true,
+                                    q_r.rows_from(block.start),
+                                    k_rt,
+                                    self.scale,
+                                    parallelism,
+                                );
+                            }
                         };
                         for (i, row) in p[first * keys..(first + m) * keys]
                             .chunks_mut(keys)
@@ -357,25 +461,31 @@ impl Fused {
         (FlexTensor::from_data(TensorData::new(out, shape)), p)
     }
 
-    /// Gradients of `q`, `k` and `v` from the output's gradient `d_out` and the saved `P`.
-    fn backward(&self, p: &[f32], d_out: FlexTensor) -> [FlexTensor; 3] {
+    /// Gradients of `q`, `k`, `v` (and of `q_R`, `k_R` with a RoPE part) from the output's
+    /// gradient `d_out` and the saved `P`.
+    fn backward(&self, p: &[f32], d_out: FlexTensor) -> Vec<FlexTensor> {
         let (rows, keys, d_k, d_v) = (self.rows(), self.keys, self.d_k, self.d_v);
+        let d_r = self.rope.as_ref().map_or(0, |r| r.d);
         let pairs = self.batch * self.kv_heads;
         // Usually a view (the gradient of the heads' merge), read in place.
         let d_out = usable(d_out).expect("the output's gradient is f32");
-        let (mut dq, mut dk, mut dv) = (
+        // Per pair, `dq_R` of its query heads then its share of `dk_R` (summed over pairs below).
+        let rope_len = ((rows + keys) * d_r).max(1);
+        let (mut dq, mut dk, mut dv, mut d_rope) = (
             vec![0.0f32; pairs * rows * d_k],
             vec![0.0f32; pairs * keys * d_k],
             vec![0.0f32; pairs * keys * d_v],
+            vec![0.0f32; pairs * rope_len],
         );
         let parallelism = self.parallelism();
         dq.par_chunks_mut(rows * d_k)
             .zip(dk.par_chunks_mut(keys * d_k))
             .zip(dv.par_chunks_mut(keys * d_v))
+            .zip(d_rope.par_chunks_mut(rope_len))
             .enumerate()
             .for_each_init(
                 || (Vec::new(), Vec::new()),
-                |(dropped, ds), (pair, ((dq, dk), dv))| {
+                |(dropped, ds), (pair, (((dq, dk), dv), d_rope))| {
                     let (b, kv_head) = (pair / self.kv_heads, pair % self.kv_heads);
                     let p = &p[pair * rows * keys..(pair + 1) * rows * keys];
                     let pd = self.dropped(pair, p, dropped);
@@ -384,10 +494,12 @@ impl Fused {
                         self.kv(&self.k, b, kv_head, false),
                         self.kv(&self.v, b, kv_head, true),
                     );
+                    let (dq_r, dk_r) = d_rope.split_at_mut(rows * d_r);
                     for g in 0..self.group() {
-                        let q = self.q_rows(b, kv_head * self.group() + g);
-                        let (d_out_head, d_out_rs) =
-                            Self::operand(&d_out, b, kv_head * self.group() + g);
+                        let head = kv_head * self.group() + g;
+                        let q = self.q_rows(b, head);
+                        let rope = self.rope_operands(b, head, kv_head, false);
+                        let (d_out_head, d_out_rs) = Self::operand(&d_out, b, head);
                         for block in self.blocks(b) {
                             let (first, m, seen) =
                                 (g * self.queries + block.start, block.len, block.keys);
@@ -447,32 +559,39 @@ impl Fused {
                                     *ds = pd * *ds - p * d;
                                 }
                             }
-                            // dq = scale · dS k, dk += scale · dSᵀ q.
-                            unsafe {
-                                matmul(
-                                    m,
-                                    d_k,
-                                    seen,
-                                    dq[first * d_k..].as_mut_ptr(),
-                                    d_k,
-                                    false,
-                                    rows_of(ds, keys),
-                                    k,
-                                    self.scale,
-                                    parallelism,
-                                );
-                                matmul(
-                                    seen,
-                                    d_k,
-                                    m,
-                                    dk.as_mut_ptr(),
-                                    d_k,
-                                    true,
-                                    cols_of(ds),
-                                    q.rows_from(block.start),
-                                    self.scale,
-                                    parallelism,
-                                );
+                            // dq = scale · dS k, dk += scale · dSᵀ q (and the same for the
+                            // RoPE part).
+                            let mut grads = vec![(dq.as_mut_ptr(), dk.as_mut_ptr(), d_k, q, k)];
+                            if let Some((q_r, k_r)) = rope {
+                                grads.push((dq_r.as_mut_ptr(), dk_r.as_mut_ptr(), d_r, q_r, k_r));
+                            }
+                            for (dq, dk, d, q, k) in grads {
+                                unsafe {
+                                    matmul(
+                                        m,
+                                        d,
+                                        seen,
+                                        dq.add(first * d),
+                                        d,
+                                        false,
+                                        rows_of(ds, keys),
+                                        k,
+                                        self.scale,
+                                        parallelism,
+                                    );
+                                    matmul(
+                                        seen,
+                                        d,
+                                        m,
+                                        dk,
+                                        d,
+                                        true,
+                                        cols_of(ds),
+                                        q.rows_from(block.start),
+                                        self.scale,
+                                        parallelism,
+                                    );
+                                }
                             }
                         }
                     }
@@ -481,11 +600,29 @@ impl Fused {
         let tensor = |data: Vec<f32>, dims: [usize; 4]| {
             FlexTensor::from_data(TensorData::new(data, Shape::new(dims)))
         };
-        [
+        let mut out = vec![
             tensor(dq, [self.batch, self.heads, self.queries, d_k]),
             tensor(dk, [self.batch, self.kv_heads, keys, d_k]),
             tensor(dv, [self.batch, self.kv_heads, keys, d_v]),
-        ]
+        ];
+        if let Some(r) = &self.rope {
+            // Pair (b, kv_head) adds its dk_R into RoPE head kv_head / (kv_heads / heads_R).
+            let per_rope_head = self.kv_heads / r.heads;
+            let mut dq_r = Vec::with_capacity(pairs * rows * d_r);
+            let mut dk_r = vec![0.0f32; self.batch * r.heads * keys * d_r];
+            for (pair, chunk) in d_rope.chunks(rope_len).enumerate() {
+                let (q_part, k_part) = chunk.split_at(rows * d_r);
+                dq_r.extend_from_slice(q_part);
+                let row = pair / per_rope_head;
+                dk_r[row * keys * d_r..][..keys * d_r]
+                    .iter_mut()
+                    .zip(k_part)
+                    .for_each(|(a, b)| *a += b);
+            }
+            out.push(tensor(dq_r, [self.batch, self.heads, self.queries, d_r]));
+            out.push(tensor(dk_r, [self.batch, r.heads, keys, d_r]));
+        }
+        out
     }
 }
 
@@ -558,14 +695,14 @@ fn softmax_in_place(row: &mut [f32]) {
     row.iter_mut().for_each(|x| *x *= inv);
 }
 
-/// The fused call's graph node, with parents `q`, `k`, `v`.
+/// The fused call's graph node, with parents `q`, `k`, `v` (`N` = 3) and `q_R`, `k_R` (`N` = 5).
 #[derive(Debug)]
-struct FusedAttention;
+struct FusedAttention<const N: usize>;
 
-impl Backward<Flex, 3> for FusedAttention {
+impl<const N: usize> Backward<Flex, N> for FusedAttention<N> {
     type State = Saved;
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
         let d_out = grads.consume::<Flex>(&ops.node);
         let Saved { attention, p } = ops.state;
         let grads_qkv = attention.backward(&p, d_out);
@@ -655,8 +792,9 @@ mod tests {
             let probe =
                 Tensor::<AdFlex, 4>::random([batch, queries, heads, d_k - 2], normal, &device);
             seed(11);
-            let ours = parallel_attention(&q, &kv, &values(), Some(&bias), scale as f32, prob)
-                .expect("fused");
+            let ours =
+                parallel_attention(&q, &kv, &values(), None, Some(&bias), scale as f32, prob)
+                    .expect("fused");
             seed(11);
             let burns = reference(q.clone(), kv.clone(), values(), Some(bias), scale, prob);
             let tolerance = Tolerance::absolute(1e-5);
@@ -673,6 +811,90 @@ mod tests {
         }
     }
 
+    /// With a decoupled RoPE part (one `k_R` shared by all heads) the values and the gradients
+    /// of all five inputs equal burn's ops on `[q ‖ q_R]` and `[k ‖ k_R]`, for the expanded
+    /// (one K/V head per query head) and the absorbed (one K/V head, values a view of the keys)
+    /// layouts, with dropout, a causal bias and several query blocks.
+    #[test]
+    fn rope_part_matches_concatenated_keys() {
+        let device = Default::default();
+        let normal = Distribution::Normal(0., 1.);
+        for (heads, kv_heads, prob, queries) in [
+            (4, 4, 0.0, 7),
+            (4, 1, 0.2, 7),
+            (2, 2, 0.1, QUERY_BLOCK + 5),
+            (3, 1, 0.0, QUERY_BLOCK + 5),
+        ] {
+            let (batch, keys, d_k, d_r) = (2, queries + 3, 6, 4);
+            let leaf = |dims: [usize; 4]| {
+                Tensor::<AdFlex, 4>::random(dims, normal, &device).require_grad()
+            };
+            let q = leaf([batch, heads, queries, d_k]);
+            let q_r = leaf([batch, heads, queries, d_r]);
+            let k = leaf([batch, kv_heads, keys, d_k]);
+            let k_r = leaf([batch, 1, keys, d_r]);
+            let values = || k.clone().slice(s![.., .., .., 1..d_k]);
+            let causal = Tensor::<AdFlex, 2>::ones([queries, keys], &device)
+                .triu(4)
+                .mul_scalar(-1e9)
+                .reshape([1, 1, queries, keys]);
+            let probe =
+                Tensor::<AdFlex, 4>::random([batch, heads, queries, d_k - 1], normal, &device);
+            seed(5);
+            let ours = parallel_attention(
+                &q,
+                &k,
+                &values(),
+                Some((&q_r, &k_r)),
+                Some(&causal),
+                0.4,
+                prob,
+            )
+            .expect("fused");
+            seed(5);
+            let burns = reference(
+                Tensor::cat(vec![q.clone(), q_r.clone()], 3),
+                Tensor::cat(vec![k.clone(), k_r.clone().repeat_dim(1, kv_heads)], 3),
+                values(),
+                Some(causal),
+                0.4,
+                prob,
+            );
+            let tolerance = Tolerance::absolute(1e-5);
+            ours.to_data()
+                .assert_approx_eq::<f32>(&burns.to_data(), tolerance);
+            let g_ours = (ours * probe.clone()).sum().backward();
+            let g_burn = (burns * probe).sum().backward();
+            for t in [&q, &q_r, &k, &k_r] {
+                t.grad(&g_ours)
+                    .unwrap()
+                    .to_data()
+                    .assert_approx_eq::<f32>(&t.grad(&g_burn).unwrap().to_data(), tolerance);
+            }
+            let inner = |t: &Tensor<AdFlex, 4>| t.clone().inner();
+            let (q, q_r, k, k_r, v) = (
+                inner(&q),
+                inner(&q_r),
+                inner(&k),
+                inner(&k_r),
+                inner(&values()),
+            );
+            let plain =
+                parallel_attention(&q, &k, &v, Some((&q_r, &k_r)), None, 0.4, 0.0).expect("fused");
+            let plain_burn = reference(
+                Tensor::cat(vec![q, q_r], 3),
+                Tensor::cat(vec![k, k_r.repeat_dim(1, kv_heads)], 3),
+                v,
+                None,
+                0.4,
+                0.0,
+            );
+            plain
+                .to_data()
+                .assert_approx_eq::<f32>(&plain_burn.to_data(), tolerance);
+        }
+    }
+
     /// Without autodiff (evaluation) the forward alone runs, with no dropout.
     #[test]
     fn inference_forward_matches_burn_ops() {
@@ -681,7 +903,7 @@ mod tests {
         let q = Tensor::<Flex, 4>::random([2, 4, 5, 6], normal, &device);
         let k = Tensor::<Flex, 4>::random([2, 2, 8, 6], normal, &device);
         let v = Tensor::<Flex, 4>::random([2, 2, 8, 3], normal, &device);
-        let ours = parallel_attention(&q, &k, &v, None, 0.5, 0.5).expect("fused");
+        let ours = parallel_attention(&q, &k, &v, None, None, 0.5, 0.5).expect("fused");
         let burns = reference(q, k, v, None, 0.5, 0.0);
         ours.to_data()
             .assert_approx_eq::<f32>(&burns.to_data(), Tolerance::absolute(1e-5));

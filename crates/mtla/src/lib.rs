@@ -25,6 +25,7 @@ pub mod heads;
 pub mod hypernet;
 pub mod import;
 pub mod inplace;
+pub mod layer_norm;
 pub mod linear;
 pub mod mask;
 pub mod mha;

@@ -14,17 +14,20 @@
 //! Training uses the chunk-wise partial sums `ĉ'` (a segmented cumulative sum, O(T r)) under
 //! the stride-aware causal mask, which reproduces incremental decoding exactly.
 
+use std::ops::Range;
+
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 
 use crate::dropout::Dropout;
 use burn::prelude::*;
 
-use crate::attend::grouped_attention;
+use crate::attend::{decoupled_rope_attention, grouped_attention};
 use crate::cache::{Cache, GrowingBuffer, LatentCache};
 use crate::config::{AttentionConfig, AttentionKind};
 use crate::error::{MtlaError, Result};
 use crate::heads::merge_heads;
 use crate::hypernet::HyperNetwork;
+use crate::layer_norm::layer_norm;
 use crate::linear::linear;
 use crate::mask::{bias_tensor, ChunkLayout, KeyPadding};
 use crate::mha::{check_inputs, check_step};
@@ -151,19 +154,20 @@ impl<B: Backend> Mtla<B> {
     /// Queries per head, `q_nope` `[batch, heads, S, d_nope]` and the rotated `q_R`
     /// `[batch, heads, S, d_R]`.
     fn head_queries(&self, x: Tensor<B, 3>, rope: &Rope<B>) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let q = match (&self.wq, &self.wq_a, &self.q_norm, &self.wq_b) {
-            (Some(wq), ..) => linear(wq, x),
-            (None, Some(a), Some(norm), Some(b)) => linear(b, norm.forward(linear(a, x))),
+        let (projection, x) = match (&self.wq, &self.wq_a, &self.q_norm, &self.wq_b) {
+            (Some(wq), ..) => (wq, x),
+            (None, Some(a), Some(norm), Some(b)) => (b, layer_norm(norm, linear(a, x))),
             _ => unreachable!("a query projection is always present"),
         };
-        let [b, s, _] = q.dims();
-        let (nope, d_r) = (self.qk_nope_head_dim, self.qk_rope_head_dim);
-        let q = q.reshape([b, s, self.num_heads, nope + d_r]);
-        let q_nope = q.clone().slice(s![.., .., .., 0..nope]).swap_dims(1, 2);
-        let q_rope = rope
-            .apply(q.slice(s![.., .., .., nope..nope + d_r]))
-            .swap_dims(1, 2);
-        (q_nope, q_rope)
+        let (h, nope, d_r) = (self.num_heads, self.qk_nope_head_dim, self.qk_rope_head_dim);
+        let (weight, bias) = (
+            projection.weight.val(),
+            projection.bias.as_ref().map(|b| b.val()),
+        );
+        let part = |x, range| head_part(weight.clone(), bias.clone(), x, h, nope + d_r, range);
+        let q_nope = part(x.clone(), 0..nope);
+        let q_rope = rope.apply(part(x, nope..nope + d_r));
+        (q_nope.swap_dims(1, 2), q_rope.swap_dims(1, 2))
     }
 
     /// Queries in the latent space: `[q_nope W_UK ‖ rope(q_R)]`, `[batch, heads, S, r + d_R]`.
@@ -195,27 +199,27 @@ impl<B: Backend> Mtla<B> {
         expanded < absorbed
     }
 
-    /// The expanded keys `[batch, heads, T, d_nope + d_R]` and values `[batch, heads, T, d_v]`
-    /// of the states (see [`expands`](Self::expands)).
+    /// The expanded keys' content part `k_C = ĉ' W_UK,hᵀ` `[batch, heads, T, d_nope]` and the
+    /// values `ĉ' W_UV,hᵀ` `[batch, heads, T, d_v]` of the states (Eq. 11; see
+    /// [`expands`](Self::expands)); the RoPE part `k_R` stays one per token.
     fn expanded_keys_values(&self, latents: &Latents<B>) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let [b, t, _] = latents.states.dims();
         let (h, nope, d_v) = (self.num_heads, self.qk_nope_head_dim, self.v_head_dim);
-        let up = latents
-            .states
-            .clone()
-            .matmul(self.wkv_b.weight.val().unsqueeze::<3>())
-            .reshape([b, t, h, nope + d_v])
-            .swap_dims(1, 2);
-        let rope_keys = latents
-            .rope_keys
-            .clone()
-            .unsqueeze_dim::<4>(1)
-            .repeat_dim(1, h);
-        let keys = Tensor::cat(
-            vec![up.clone().slice(s![.., .., .., 0..nope]), rope_keys],
-            3,
-        );
-        (keys, up.slice(s![.., .., .., nope..nope + d_v]))
+        // The weight alone, as the absorbed form (and the authors' code): no `wkv_b` bias.
+        let weight = self.wkv_b.weight.val();
+        let up = |range| {
+            head_part(
+                weight.clone(),
+                None,
+                latents.states.clone(),
+                h,
+                nope + d_v,
+                range,
+            )
+        };
+        (
+            up(0..nope).swap_dims(1, 2),
+            up(nope..nope + d_v).swap_dims(1, 2),
+        )
     }
 
     /// Attention output `[batch, heads, S, r]` in the latent space -> `[batch, S, d]`.
@@ -228,9 +232,13 @@ impl<B: Backend> Mtla<B> {
     fn compress(&self, x: Tensor<B, 3>, rope: &Rope<B>) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let [b, t, _] = x.dims();
         let (r, d_r) = (self.kv_lora_rank, self.qk_rope_head_dim);
-        let kv = linear(&self.wkv_a, x);
-        let c = self.kv_norm.forward(kv.clone().slice(s![.., .., 0..r]));
-        let k_rope = rope.apply(kv.slice(s![.., .., r..r + d_r]).reshape([b, t, 1, d_r]));
+        let (weight, bias) = (
+            self.wkv_a.weight.val(),
+            self.wkv_a.bias.as_ref().map(|b| b.val()),
+        );
+        let part = |x, range| head_part(weight.clone(), bias.clone(), x, 1, r + d_r, range);
+        let c = layer_norm(&self.kv_norm, part(x.clone(), 0..r).reshape([b, t, r]));
+        let k_rope = rope.apply(part(x, r..r + d_r));
         (c, k_rope.reshape([b, t, d_r]))
     }
 
@@ -301,18 +309,37 @@ impl<B: Backend> Mtla<B> {
         let (rows, bias) = layout.bias(s);
         let bias = bias_tensor(rows, s, t, bias, &queries.device(), queries.dtype());
         let latents = self.latents(keys_values, &rope, &layout);
+        let (q_nope, q_rope) = self.head_queries(queries, &rope.tail(s));
+        let rope_keys = latents.rope_keys.clone().unsqueeze_dim(1);
         if self.expands(s, t) {
-            let (q_nope, q_rope) = self.head_queries(queries, &rope.tail(s));
             let (keys, values) = self.expanded_keys_values(&latents);
-            let q = Tensor::cat(vec![q_nope, q_rope], 3);
-            let heads = grouped_attention(q, keys, values, Some(bias), self.scale(), &self.dropout);
+            let heads = decoupled_rope_attention(
+                q_nope,
+                keys,
+                q_rope,
+                rope_keys,
+                values,
+                Some(bias),
+                self.scale(),
+                &self.dropout,
+            );
             return Ok((linear(&self.wo, merge_heads(heads)), latents));
         }
+        // Absorbed (Eq. 12): latent queries `q_nope W_UK` over the states, which are also the
+        // values.
         let absorbed = self.absorbed();
-        let q = self.latent_queries(queries, &rope.tail(s), &absorbed);
-        let slots = Tensor::cat(vec![latents.states.clone(), latents.rope_keys.clone()], 2)
-            .unsqueeze_dim(1);
-        Ok((self.attend(q, slots, Some(bias), &absorbed), latents))
+        let states = latents.states.clone().unsqueeze_dim(1);
+        let latent = decoupled_rope_attention(
+            per_head_matmul(q_nope, absorbed.w_uk.clone()),
+            states.clone(),
+            q_rope,
+            rope_keys,
+            states,
+            Some(bias),
+            self.scale(),
+            &self.dropout,
+        );
+        Ok((self.output(latent, &absorbed), latents))
     }
 
     /// Training / teacher forcing: `queries` `[batch, S, d]` are the last `S` positions of
@@ -499,6 +526,34 @@ fn next_chunk_index<B: Backend>(cache: &mut LatentCache<B>, starts_chunk: bool) 
         *empty = empty.zeros_like();
     }
     cache.chunk_index.clone()
+}
+
+/// Channels `range` of every head of the projection `x weight (+ bias)` (heads `width` wide)
+/// for `x` `[batch, S, d_in]`, as `[batch, S, heads, range.len()]`: one product with the
+/// matching columns of the weight (a copy of the small weight, not of the activations).
+/// Slicing the whole output instead costs, under autodiff, a zero-filled output-sized gradient
+/// per slice.
+fn head_part<B: Backend>(
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+    x: Tensor<B, 3>,
+    heads: usize,
+    width: usize,
+    range: Range<usize>,
+) -> Tensor<B, 4> {
+    let n = range.len();
+    let columns = |w: Tensor<B, 2>| {
+        let rows = w.dims()[0];
+        w.reshape([rows, heads, width])
+            .slice(s![.., .., range.clone()])
+            .reshape([rows, heads * n])
+    };
+    let [b, s, d] = x.dims();
+    let mut y = x.reshape([b * s, d]).matmul(columns(weight));
+    if let Some(bias) = bias {
+        y = y + columns(bias.unsqueeze());
+    }
+    y.reshape([b, s, heads, n])
 }
 
 /// `x[b, h] @ w[0, h]` for every head: `x` `[batch, heads, S, k]`, `w` `[1, heads, k, n]`. With one

@@ -15,6 +15,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::DType;
 use mtla::dropout::Dropout;
+use mtla::layer_norm::layer_norm;
 use mtla::linear::linear;
 use mtla::mask::bias_tensor;
 use mtla::{Attention, Cache, KeyPadding};
@@ -56,9 +57,9 @@ pub enum DecoderLayer<B: Backend> {
 
 impl<B: Backend> PrefixLayer<B> {
     fn after_attention(&self, x: Tensor<B, 3>, attn: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = self.self_attn_norm.forward(x + self.dropout.forward(attn));
+        let x = layer_norm(&self.self_attn_norm, x + self.dropout.forward(attn));
         let h = self.dropout.forward(self.ffn.forward(x.clone()));
-        self.ffn_norm.forward(x + h)
+        layer_norm(&self.ffn_norm, x + h)
     }
 }
 
@@ -71,11 +72,11 @@ impl<B: Backend> CrossLayer<B> {
         bias: Option<Tensor<B, 4>>,
     ) -> Tensor<B, 3> {
         let x = x + self.dropout.forward(attn);
-        let cross = self
-            .cross_attn
-            .attend(self.cross_attn_norm.forward(x.clone()), memory, bias);
+        let cross =
+            self.cross_attn
+                .attend(layer_norm(&self.cross_attn_norm, x.clone()), memory, bias);
         let x = x + self.dropout.forward(cross);
-        let h = self.ffn.forward(self.ffn_norm.forward(x.clone()));
+        let h = self.ffn.forward(layer_norm(&self.ffn_norm, x.clone()));
         x + self.dropout.forward(h)
     }
 }
@@ -258,7 +259,7 @@ impl<B: Backend> Decoder<B> {
         for layer in &self.layers {
             x = match layer {
                 DecoderLayer::Prefix(p) => {
-                    let h = p.self_attn_norm.forward(x.clone());
+                    let h = layer_norm(&p.self_attn_norm, x.clone());
                     let kv =
                         Tensor::cat(vec![prefix.clone().expect("prefix layout"), h.clone()], 1);
                     let a = p
@@ -267,7 +268,7 @@ impl<B: Backend> Decoder<B> {
                     p.after_attention(x, a)
                 }
                 DecoderLayer::Cross(c) => {
-                    let h = c.self_attn_norm.forward(x.clone());
+                    let h = layer_norm(&c.self_attn_norm, x.clone());
                     let a = c
                         .self_attn
                         .forward(h.clone(), h, positions.clone(), Some(&padding))?;
@@ -276,7 +277,7 @@ impl<B: Backend> Decoder<B> {
                 }
             };
         }
-        Ok(linear(&self.output_projection, self.norm.forward(x)))
+        Ok(linear(&self.output_projection, layer_norm(&self.norm, x)))
     }
 
     /// Prepares decoding: the speech prefix into every layer's cache (prefix layout) or the
@@ -338,14 +339,14 @@ impl<B: Backend> Decoder<B> {
                 DecoderLayer::Prefix(p) => {
                     let cache = cache.as_mut().expect("prefill filled every layer");
                     let a = p.self_attn.step(
-                        p.self_attn_norm.forward(x.clone()),
+                        layer_norm(&p.self_attn_norm, x.clone()),
                         position.clone(),
                         cache,
                     )?;
                     p.after_attention(x, a)
                 }
                 DecoderLayer::Cross(c) => {
-                    let h = c.self_attn_norm.forward(x.clone());
+                    let h = layer_norm(&c.self_attn_norm, x.clone());
                     let a = match cache.as_mut() {
                         Some(cache) => c.self_attn.step(h, position.clone(), cache)?,
                         None => {
@@ -363,7 +364,7 @@ impl<B: Backend> Decoder<B> {
         state.caches = kept;
         state.next_position = position.add_scalar(1.0);
         state.steps += 1;
-        let logits = linear(&self.output_projection, self.norm.forward(x))
+        let logits = linear(&self.output_projection, layer_norm(&self.norm, x))
             .reshape([rows, self.output_projection.weight.dims()[1]]);
         Ok(log_softmax(logits, 1))
     }

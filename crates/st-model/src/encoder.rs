@@ -5,6 +5,7 @@
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 use mtla::dropout::Dropout;
+use mtla::layer_norm::layer_norm;
 use mtla::mask::bias_tensor;
 use mtla::KeyPadding;
 
@@ -36,12 +37,12 @@ impl<B: Backend> EncoderLayer<B> {
     }
 
     fn forward(&self, x: Tensor<B, 3>, key_bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
-        let h = self.self_attn_norm.forward(x.clone());
+        let h = layer_norm(&self.self_attn_norm, x.clone());
         let memory = self.self_attn.memory(h.clone());
         let x = x + self
             .dropout
             .forward(self.self_attn.attend(h, &memory, key_bias));
-        let h = self.ffn.forward(self.ffn_norm.forward(x.clone()));
+        let h = self.ffn.forward(layer_norm(&self.ffn_norm, x.clone()));
         x + self.dropout.forward(h)
     }
 }
@@ -100,7 +101,7 @@ impl<B: Backend> Encoder<B> {
             x = layer.forward(x, key_bias.clone());
         }
         EncoderOutput {
-            states: self.norm.forward(x),
+            states: layer_norm(&self.norm, x),
             lengths,
         }
     }

@@ -5,6 +5,7 @@
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use mtla::layer_norm::layer_norm;
 use mtla::linear::linear;
 
 #[derive(Module, Debug)]
@@ -26,7 +27,7 @@ impl<B: Backend> Projector<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let y = linear(&self.linear2, relu(linear(&self.linear1, x)));
         match &self.norm {
-            Some(norm) => norm.forward(y),
+            Some(norm) => layer_norm(norm, y),
             None => y,
         }
     }
