@@ -32,11 +32,20 @@ impl<B: Backend> HyperNetwork<B> {
     /// Merge weights `[batch, time, 1]` for latents `c` `[batch, time, r]` whose chunks have
     /// indices `chunk_index` `[rows, time]` (`rows` is 1 or `batch`).
     pub fn weights(&self, c: Tensor<B, 3>, chunk_index: Tensor<B, 2>) -> Tensor<B, 3> {
+        let (pos, lat) = self.projections(c, chunk_index);
+        sigmoid((pos * lat).sum_dim(2))
+    }
+
+    /// The two projections whose row-wise dot product is the merge weight's logit:
+    /// `fc_c(PE(chunk))` `[rows, time, r/4]` and `fc_p(c)` `[batch, time, r/4]`.
+    pub fn projections(
+        &self,
+        c: Tensor<B, 3>,
+        chunk_index: Tensor<B, 2>,
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
         // Positions and their angles in f32; the embedding in the latents' precision.
         let pe = sinusoidal(chunk_index, self.kv_lora_rank).cast(c.dtype());
-        let pos = linear(&self.fc_c, pe);
-        let lat = linear(&self.fc_p, c);
-        sigmoid((pos * lat).sum_dim(2))
+        (linear(&self.fc_c, pe), linear(&self.fc_p, c))
     }
 }
 

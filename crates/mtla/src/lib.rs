@@ -28,6 +28,7 @@ pub mod inplace;
 pub mod layer_norm;
 pub mod linear;
 pub mod mask;
+pub mod merge;
 pub mod mha;
 pub mod mtla;
 pub mod reference;

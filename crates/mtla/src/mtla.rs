@@ -30,6 +30,7 @@ use crate::hypernet::HyperNetwork;
 use crate::layer_norm::layer_norm;
 use crate::linear::linear;
 use crate::mask::{bias_tensor, ChunkLayout, KeyPadding};
+use crate::merge::merged_states;
 use crate::mha::{check_inputs, check_step};
 use crate::rope::Rope;
 
@@ -264,16 +265,12 @@ impl<B: Backend> Mtla<B> {
             };
         };
         let device = c.device();
-        let [b, t, r] = c.dims();
+        let t = c.dims()[1];
         let (rows, index) = layout.chunk_index();
         let index = Tensor::<B, 1>::from_floats(index.as_slice(), &device).reshape([rows, t]);
-        let mut weighted = c.clone() * hypernet.weights(c, index);
-        if let Some(keep) = layout.keep() {
-            let keep = Tensor::<B, 1>::from_data(keep.as_slice(), (&device, weighted.dtype()));
-            weighted = weighted * keep.reshape([b, t, 1]);
-        }
+        let (pos, lat) = hypernet.projections(c.clone(), index);
         Latents {
-            states: chunk_cumsum(weighted, self.down_rate, b, t, r),
+            states: merged_states(c, pos, lat, layout.keep().as_deref(), self.down_rate),
             rope_keys,
         }
     }
@@ -566,29 +563,4 @@ fn per_head_matmul<B: Backend>(x: Tensor<B, 4>, w: Tensor<B, 4>) -> Tensor<B, 4>
     } else {
         x.matmul(w)
     }
-}
-
-/// `out[i] = Σ_{j in chunk(i), j <= i} x[j]` along time, chunks of `s` starting at 0.
-fn chunk_cumsum<B: Backend>(
-    x: Tensor<B, 3>,
-    s: usize,
-    b: usize,
-    t: usize,
-    r: usize,
-) -> Tensor<B, 3> {
-    if s == 1 {
-        return x;
-    }
-    let chunks = t.div_ceil(s);
-    let padded = if chunks * s > t {
-        let zeros = Tensor::zeros([b, chunks * s - t, r], (&x.device(), x.dtype()));
-        Tensor::cat(vec![x, zeros], 1)
-    } else {
-        x
-    };
-    padded
-        .reshape([b, chunks, s, r])
-        .cumsum(2)
-        .reshape([b, chunks * s, r])
-        .slice(s![.., 0..t, ..])
 }
