@@ -60,22 +60,8 @@ pub fn grouped_attention<B: Backend>(
             return out;
         }
     }
-    // A single query without gradients is a decode step: the decode switch above owns it, so
-    // that `bench decode --unfused` still times burn's ops.
-    let decode_step = queries == 1 && !B::ad_enabled(&q.device());
-    if FUSED_PARALLEL.load(Ordering::Relaxed) && crate::cpu::on_cpu::<B>() && !decode_step {
-        let fused = crate::fused_parallel::parallel_attention(
-            &q,
-            &k,
-            &v,
-            None,
-            bias.as_ref(),
-            scale as f32,
-            dropout.prob,
-        );
-        if let Some(out) = fused {
-            return out;
-        }
+    if let Some(out) = fused_parallel(&q, &k, &v, None, bias.as_ref(), scale, dropout) {
+        return out;
     }
     let q = if group > 1 {
         q.reshape([batch, kv_heads, group * queries, d_k])
@@ -108,20 +94,9 @@ pub fn decoupled_rope_attention<B: Backend>(
     scale: f64,
     dropout: &Dropout,
 ) -> Tensor<B, 4> {
-    let decode_step = q.dims()[2] == 1 && !B::ad_enabled(&q.device());
-    if FUSED_PARALLEL.load(Ordering::Relaxed) && crate::cpu::on_cpu::<B>() && !decode_step {
-        let fused = crate::fused_parallel::parallel_attention(
-            &q,
-            &k,
-            &v,
-            Some((&q_rope, &k_rope)),
-            bias.as_ref(),
-            scale as f32,
-            dropout.prob,
-        );
-        if let Some(out) = fused {
-            return out;
-        }
+    let rope = Some((&q_rope, &k_rope));
+    if let Some(out) = fused_parallel(&q, &k, &v, rope, bias.as_ref(), scale, dropout) {
+        return out;
     }
     let kv_heads = k.dims()[1];
     let k_rope = if kv_heads > 1 {
@@ -137,6 +112,25 @@ pub fn decoupled_rope_attention<B: Backend>(
         scale,
         dropout,
     )
+}
+
+/// The CPU's fused parallel pass ([`fused_parallel`](crate::fused_parallel)) unless it is
+/// switched off or this is a decode step: a single query without gradients belongs to the decode
+/// switch, so that `bench decode --unfused` still times burn's ops.
+fn fused_parallel<B: Backend>(
+    q: &Tensor<B, 4>,
+    k: &Tensor<B, 4>,
+    v: &Tensor<B, 4>,
+    rope: Option<(&Tensor<B, 4>, &Tensor<B, 4>)>,
+    bias: Option<&Tensor<B, 4>>,
+    scale: f64,
+    dropout: &Dropout,
+) -> Option<Tensor<B, 4>> {
+    let decode_step = q.dims()[2] == 1 && !B::ad_enabled(&q.device());
+    if !FUSED_PARALLEL.load(Ordering::Relaxed) || !crate::cpu::on_cpu::<B>() || decode_step {
+        return None;
+    }
+    crate::fused_parallel::parallel_attention(q, k, v, rope, bias, scale as f32, dropout.prob)
 }
 
 /// `scores` `[batch, kv_heads, group * queries, keys]` plus `bias` `[rows, 1, queries | 1, keys]`

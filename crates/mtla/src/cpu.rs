@@ -3,6 +3,8 @@
 
 use std::any::{Any, TypeId};
 
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::Ops;
 use burn::backend::flex::{FlexDevice, FlexTensor};
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
@@ -45,4 +47,20 @@ pub(crate) fn usable(t: FlexTensor) -> Option<FlexTensor> {
         return Some(t.to_contiguous());
     }
     Some(t)
+}
+
+/// The backward step of a custom CPU graph node: takes the node's output gradient, computes its
+/// parents' gradients with `backward(state, d_out)` (in parent order) and registers those whose
+/// parent tracks gradients.
+pub(crate) fn backprop<S, const N: usize, G: IntoIterator<Item = FlexTensor>>(
+    ops: Ops<S, N>,
+    grads: &mut Gradients,
+    backward: impl FnOnce(S, FlexTensor) -> G,
+) {
+    let d_out = grads.consume::<Flex>(&ops.node);
+    for (parent, grad) in ops.parents.into_iter().zip(backward(ops.state, d_out)) {
+        if let Some(node) = parent {
+            grads.register::<Flex>(node.id, grad);
+        }
+    }
 }

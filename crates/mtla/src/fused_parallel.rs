@@ -40,7 +40,7 @@ use burn::tensor::{DType, TensorData};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::cpu::{back, cast, usable, AdPrimitive};
+use crate::cpu::{back, backprop, cast, usable, AdPrimitive};
 use crate::dropout::MaskDraw;
 
 /// `softmax((q kᵀ + q_R k_Rᵀ) · scale + bias) ⊙ M · v` on the CPU backend (see the module doc),
@@ -389,34 +389,27 @@ impl Fused {
                     for block in self.blocks(b) {
                         let (first, m, seen) =
                             (g * self.queries + block.start, block.len, block.keys);
-                        unsafe {
-                            matmul(
-                                m,
-                                seen,
-                                self.d_k,
-                                p[first * keys..].as_mut_ptr(),
-                                keys,
-                                false,
-                                q.rows_from(block.start),
-                                k_t,
-                                self.scale,
-                                parallelism,
-                            );
-                            if let (Some((q_r, k_rt)), Some(r)) = (rope, &self.rope) {
+                        // S = scale · q kᵀ (+ scale · q_R k_Rᵀ, accumulated).
+                        let mut parts = vec![(self.d_k, q, k_t)];
+                        if let (Some((q_r, k_rt)), Some(r)) = (rope, &self.rope) {
+                            parts.push((r.d, q_r, k_rt));
+                        }
+                        for (i, (d, q, k_t)) in parts.into_iter().enumerate() {
+                            unsafe {
                                 matmul(
                                     m,
                                     seen,
-                                    r.d,
+                                    d,
                                     p[first * keys..].as_mut_ptr(),
                                     keys,
-                                    true,
-                                    q_r.rows_from(block.start),
-                                    k_rt,
+                                    i > 0,
+                                    q.rows_from(block.start),
+                                    k_t,
                                     self.scale,
                                     parallelism,
-                                );
-                            }
-                        };
+                                )
+                            };
+                        }
                         for (i, row) in p[first * keys..(first + m) * keys]
                             .chunks_mut(keys)
                             .enumerate()
@@ -703,14 +696,9 @@ impl<const N: usize> Backward<Flex, N> for FusedAttention<N> {
     type State = Saved;
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let d_out = grads.consume::<Flex>(&ops.node);
-        let Saved { attention, p } = ops.state;
-        let grads_qkv = attention.backward(&p, d_out);
-        for (parent, grad) in ops.parents.into_iter().zip(grads_qkv) {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
+        backprop(ops, grads, |Saved { attention, p }, d_out| {
+            attention.backward(&p, d_out)
+        });
     }
 }
 

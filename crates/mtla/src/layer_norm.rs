@@ -25,7 +25,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use crate::cpu::{back, cast, AdPrimitive};
+use crate::cpu::{back, backprop, cast, AdPrimitive};
 
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 32;
@@ -208,12 +208,7 @@ impl Backward<Flex, 3> for LayerNormGrad {
     type State = Normalized;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<Flex>(&ops.node);
-        for (parent, grad) in ops.parents.into_iter().zip(ops.state.backward(dy)) {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
+        backprop(ops, grads, |state, dy| state.backward(dy));
     }
 }
 

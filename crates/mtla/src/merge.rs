@@ -25,7 +25,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use crate::cpu::{back, cast, AdPrimitive};
+use crate::cpu::{back, backprop, cast, AdPrimitive};
 
 /// `ĉ'` `[batch, T, r]` from the latents `c` `[batch, T, r]`, the hyper-network projections
 /// `p` `[rows, T, k]` (`rows` 1 or `batch`) and `l` `[batch, T, k]`, and the optional padding
@@ -284,17 +284,9 @@ impl Backward<Flex, 3> for MergeGrad {
     type State = Saved;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let d_states = grads.consume::<Flex>(&ops.node);
-        let Saved { merge, weights } = ops.state;
-        for (parent, grad) in ops
-            .parents
-            .into_iter()
-            .zip(merge.backward(&weights, d_states))
-        {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
+        backprop(ops, grads, |Saved { merge, weights }, d_states| {
+            merge.backward(&weights, d_states)
+        });
     }
 }
 
