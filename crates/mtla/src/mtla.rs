@@ -165,10 +165,8 @@ impl<B: Backend> Mtla<B> {
             projection.weight.val(),
             projection.bias.as_ref().map(|b| b.val()),
         );
-        let part = |x, range| head_part(weight.clone(), bias.clone(), x, h, nope + d_r, range);
-        let q_nope = part(x.clone(), 0..nope);
-        let q_rope = rope.apply(part(x, nope..nope + d_r));
-        (q_nope.swap_dims(1, 2), q_rope.swap_dims(1, 2))
+        let [q_nope, q_rope] = head_parts(weight, bias, x, h, [0..nope, nope..nope + d_r]);
+        (q_nope.swap_dims(1, 2), rope.apply(q_rope).swap_dims(1, 2))
     }
 
     /// Queries in the latent space: `[q_nope W_UK ‖ rope(q_R)]`, `[batch, heads, S, r + d_R]`.
@@ -207,20 +205,9 @@ impl<B: Backend> Mtla<B> {
         let (h, nope, d_v) = (self.num_heads, self.qk_nope_head_dim, self.v_head_dim);
         // The weight alone, as the absorbed form (and the authors' code): no `wkv_b` bias.
         let weight = self.wkv_b.weight.val();
-        let up = |range| {
-            head_part(
-                weight.clone(),
-                None,
-                latents.states.clone(),
-                h,
-                nope + d_v,
-                range,
-            )
-        };
-        (
-            up(0..nope).swap_dims(1, 2),
-            up(nope..nope + d_v).swap_dims(1, 2),
-        )
+        let states = latents.states.clone();
+        let [keys, values] = head_parts(weight, None, states, h, [0..nope, nope..nope + d_v]);
+        (keys.swap_dims(1, 2), values.swap_dims(1, 2))
     }
 
     /// Attention output `[batch, heads, S, r]` in the latent space -> `[batch, S, d]`.
@@ -237,10 +224,9 @@ impl<B: Backend> Mtla<B> {
             self.wkv_a.weight.val(),
             self.wkv_a.bias.as_ref().map(|b| b.val()),
         );
-        let part = |x, range| head_part(weight.clone(), bias.clone(), x, 1, r + d_r, range);
-        let c = layer_norm(&self.kv_norm, part(x.clone(), 0..r).reshape([b, t, r]));
-        let k_rope = rope.apply(part(x, r..r + d_r));
-        (c, k_rope.reshape([b, t, d_r]))
+        let [c, k_rope] = head_parts(weight, bias, x, 1, [0..r, r..r + d_r]);
+        let c = layer_norm(&self.kv_norm, c.reshape([b, t, r]));
+        (c, rope.apply(k_rope).reshape([b, t, d_r]))
     }
 
     /// Training-form states `ĉ'` (paper Sec. 4.2) as a segmented cumulative sum of `w_j c_j`
@@ -525,32 +511,49 @@ fn next_chunk_index<B: Backend>(cache: &mut LatentCache<B>, starts_chunk: bool) 
     cache.chunk_index.clone()
 }
 
-/// Channels `range` of every head of the projection `x weight (+ bias)` (heads `width` wide)
-/// for `x` `[batch, S, d_in]`, as `[batch, S, heads, range.len()]`: one product with the
-/// matching columns of the weight (a copy of the small weight, not of the activations).
-/// Slicing the whole output instead costs, under autodiff, a zero-filled output-sized gradient
-/// per slice.
-fn head_part<B: Backend>(
+/// Channel ranges `ranges` of every head of the projection `x weight (+ bias)` (`heads` heads,
+/// each `weight.dims()[1] / heads` wide) for `x` `[batch, S, d_in]`, each as
+/// `[batch, S, heads, range.len()]`.
+///
+/// Under autodiff each part is its own product with the matching columns of the weight (a copy
+/// of the small weight, not of the activations): slicing the whole output instead costs, backward,
+/// a zero-filled output-sized gradient per slice. Without gradients one product and views of it
+/// cost least (a decode step would otherwise copy the weights at every token).
+fn head_parts<B: Backend, const N: usize>(
     weight: Tensor<B, 2>,
     bias: Option<Tensor<B, 1>>,
     x: Tensor<B, 3>,
     heads: usize,
-    width: usize,
-    range: Range<usize>,
-) -> Tensor<B, 4> {
-    let n = range.len();
-    let columns = |w: Tensor<B, 2>| {
-        let rows = w.dims()[0];
-        w.reshape([rows, heads, width])
-            .slice(s![.., .., range.clone()])
-            .reshape([rows, heads * n])
-    };
+    ranges: [Range<usize>; N],
+) -> [Tensor<B, 4>; N] {
     let [b, s, d] = x.dims();
-    let mut y = x.reshape([b * s, d]).matmul(columns(weight));
-    if let Some(bias) = bias {
-        y = y + columns(bias.unsqueeze());
+    let width = weight.dims()[1] / heads;
+    let x = x.reshape([b * s, d]);
+    let project = |weight: Tensor<B, 2>, bias: Option<Tensor<B, 2>>| {
+        let y = x.clone().matmul(weight);
+        match bias {
+            Some(bias) => y + bias,
+            None => y,
+        }
+    };
+    if !B::ad_enabled(&x.device()) {
+        let y = project(weight, bias.map(|b| b.unsqueeze())).reshape([b, s, heads, width]);
+        return ranges.map(|range| y.clone().slice(s![.., .., .., range]));
     }
-    y.reshape([b, s, heads, n])
+    ranges.map(|range| {
+        let n = range.len();
+        let columns = |w: Tensor<B, 2>| {
+            let rows = w.dims()[0];
+            w.reshape([rows, heads, width])
+                .slice(s![.., .., range.clone()])
+                .reshape([rows, heads * n])
+        };
+        project(
+            columns(weight.clone()),
+            bias.clone().map(|b| columns(b.unsqueeze())),
+        )
+        .reshape([b, s, heads, n])
+    })
 }
 
 /// `x[b, h] @ w[0, h]` for every head: `x` `[batch, heads, S, k]`, `w` `[1, heads, k, n]`. With one
