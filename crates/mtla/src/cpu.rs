@@ -64,3 +64,8 @@ pub(crate) fn backprop<S, const N: usize, G: IntoIterator<Item = FlexTensor>>(
         }
     }
 }
+
+/// `t` as a contiguous f32 vector, or `None` for another dtype.
+pub(crate) fn values(t: &FlexTensor) -> Option<Vec<f32>> {
+    (t.dtype() == DType::F32).then(|| t.to_contiguous().storage::<f32>().to_vec())
+}

@@ -25,7 +25,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use crate::cpu::{back, backprop, cast, AdPrimitive};
+use crate::cpu::{back, backprop, cast, values, AdPrimitive};
 
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 32;
@@ -88,11 +88,6 @@ struct Normalized {
     inv_std: Arc<Vec<f32>>,
     gamma: Arc<Vec<f32>>,
     shape: Shape,
-}
-
-/// `t` as a contiguous f32 vector, or `None` for another dtype.
-fn values(t: &FlexTensor) -> Option<Vec<f32>> {
-    (t.dtype() == DType::F32).then(|| t.to_contiguous().storage::<f32>().to_vec())
 }
 
 impl Normalized {

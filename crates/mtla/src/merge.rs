@@ -22,10 +22,10 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use crate::cpu::{back, backprop, cast, AdPrimitive};
+use crate::cpu::{back, backprop, cast, values, AdPrimitive};
 
 /// `ĉ'` `[batch, T, r]` from the latents `c` `[batch, T, r]`, the hyper-network projections
 /// `p` `[rows, T, k]` (`rows` 1 or `batch`) and `l` `[batch, T, k]`, and the optional padding
@@ -133,11 +133,6 @@ struct Merge {
 struct Saved {
     merge: Merge,
     weights: Vec<f32>,
-}
-
-/// `t` as a contiguous f32 vector, or `None` for another dtype.
-fn values(t: &FlexTensor) -> Option<Vec<f32>> {
-    (t.dtype() == DType::F32).then(|| t.to_contiguous().storage::<f32>().to_vec())
 }
 
 impl Merge {
