@@ -29,6 +29,11 @@ pub fn set_fused_decode(on: bool) {
     FUSED_DECODE.store(on, Ordering::Relaxed);
 }
 
+/// Whether decode steps take the fused kernels (see [`set_fused_decode`]).
+pub(crate) fn fused_decode() -> bool {
+    FUSED_DECODE.load(Ordering::Relaxed)
+}
+
 /// `softmax(q k^T * scale + bias) v` for `q` `[batch, heads, queries, d_k]`,
 /// `k` `[batch, kv_heads, keys, d_k]`, `v` `[batch, kv_heads, keys, d_v]`; query head `h` uses
 /// K/V head `h / (heads / kv_heads)`. `bias` is `[rows, 1, queries, keys]` with `rows` 1 or
@@ -48,8 +53,7 @@ pub fn grouped_attention<B: Backend>(
     let kv_heads = k.dims()[1];
     let d_v = v.dims()[3];
     let group = heads / kv_heads;
-    if FUSED_DECODE.load(Ordering::Relaxed) && (!B::ad_enabled(&q.device()) || dropout.prob == 0.0)
-    {
+    if fused_decode() && (!B::ad_enabled(&q.device()) || dropout.prob == 0.0) {
         if let Some(out) = crate::fused::decode_attention(&q, &k, &v, bias.as_ref(), scale as f32) {
             return out;
         }

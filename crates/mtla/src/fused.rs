@@ -17,14 +17,16 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 use rayon::prelude::*;
 
-/// A float tensor's storage and strides on flex, when it is f32 with a contiguous last axis.
-struct View<'a> {
+/// Keys or values read in place: a float tensor's storage and the strides of its first three
+/// axes (`[batch, kv_heads, T, d]`, the last axis contiguous).
+pub(crate) struct View<'a> {
     data: &'a [f32],
     offset: usize,
     strides: [usize; 3],
 }
 
-fn view<'a, B: Backend>(t: &'a FlexTensor) -> Option<View<'a>> {
+/// `t` as a [`View`] when it is a 4-D f32 tensor with a contiguous last axis.
+pub(crate) fn view(t: &FlexTensor) -> Option<View<'_>> {
     let layout = t.layout();
     let s = layout.strides();
     if t.dtype() != DType::F32 || s.len() != 4 || s[3] != 1 || s[..3].iter().any(|&x| x < 0) {
@@ -66,38 +68,83 @@ pub fn decode_attention<B: Backend>(
         Some(b) => Some(flex(b)?.to_contiguous()),
         None => None,
     };
-    let (qv, kv, vv) = (view::<B>(&qf)?, view::<B>(&kf)?, view::<B>(&vf)?);
-    let bias_rows = bf.as_ref().map(|b| b.layout().shape()[0]);
-    let bias_data: Option<&[f32]> = match &bf {
-        Some(b) if b.dtype() == DType::F32 => Some(b.storage()),
+    let (qv, kv, vv) = (view(&qf)?, view(&kf)?, view(&vf)?);
+    let bias = match &bf {
+        Some(b) if b.dtype() == DType::F32 => Some(SlotBias {
+            data: b.storage(),
+            per_row: b.layout().shape()[0] != 1,
+        }),
         Some(_) => return None,
         None => None,
     };
-    let group = heads / kv_heads;
-    let mut out = vec![0.0f32; batch * heads * d_v];
-    out.par_chunks_mut(group * d_v)
-        .enumerate()
-        .for_each(|(pair, out)| {
-            let (b, h) = (pair / kv_heads, pair % kv_heads);
-            let q_rows = &qv.data[qv.offset + (b * heads + h * group) * d_k..][..group * d_k];
-            let k_base = kv.offset + b * kv.strides[0] + h * kv.strides[1];
-            let v_base = vv.offset + b * vv.strides[0] + h * vv.strides[1];
-            let bias = bias_data.map(|d| &d[if bias_rows == Some(1) { 0 } else { b * t }..][..t]);
-            let task = Pair {
-                q: q_rows,
-                k: (kv.data, k_base, kv.strides[2]),
-                v: (vv.data, v_base, vv.strides[2]),
-                bias,
-                group,
-                d_k,
-                d_v,
-                t,
-                scale,
-            };
-            task.run(out);
-        });
+    let shape = Decode {
+        heads,
+        kv_heads,
+        t,
+        d_k,
+        d_v,
+        scale,
+    };
+    let out = shape.attend(&qv.data[qv.offset..][..batch * heads * d_k], &kv, &vv, bias);
     let data = TensorData::new(out, [batch, heads, 1, d_v]);
     Some(Tensor::from_data(data, &q.device()))
+}
+
+/// A `[1 | batch, T]` additive bias over the cache slots (0 visible, -1e9 hidden).
+#[derive(Clone, Copy)]
+pub(crate) struct SlotBias<'a> {
+    pub data: &'a [f32],
+    /// One row per batch row (else one row shared by all).
+    pub per_row: bool,
+}
+
+/// The shape of one decode step's attention.
+pub(crate) struct Decode {
+    pub heads: usize,
+    pub kv_heads: usize,
+    /// Cache slots.
+    pub t: usize,
+    pub d_k: usize,
+    pub d_v: usize,
+    pub scale: f32,
+}
+
+impl Decode {
+    /// Outputs `[batch, heads, d_v]` for queries `q` `[batch, heads, d_k]` (contiguous) over the
+    /// cache `k`, `v` read in place; one task per (row, K/V head) pair, on all cores.
+    pub(crate) fn attend(&self, q: &[f32], k: &View, v: &View, bias: Option<SlotBias>) -> Vec<f32> {
+        let (heads, kv_heads, t, d_k, d_v) =
+            (self.heads, self.kv_heads, self.t, self.d_k, self.d_v);
+        let batch = q.len() / (heads * d_k);
+        let group = heads / kv_heads;
+        let mut out = vec![0.0f32; batch * heads * d_v];
+        out.par_chunks_mut(group * d_v)
+            .enumerate()
+            .for_each(|(pair, out)| {
+                let (b, h) = (pair / kv_heads, pair % kv_heads);
+                let task = Pair {
+                    q: &q[(b * heads + h * group) * d_k..][..group * d_k],
+                    k: (
+                        k.data,
+                        k.offset + b * k.strides[0] + h * k.strides[1],
+                        k.strides[2],
+                    ),
+                    v: (
+                        v.data,
+                        v.offset + b * v.strides[0] + h * v.strides[1],
+                        v.strides[2],
+                    ),
+                    bias: bias.map(|s| &s.data[if s.per_row { b * t } else { 0 }..][..t]),
+                    group,
+                    d_k,
+                    d_v,
+                    t,
+                    scale: self.scale,
+                };
+                task.run(out);
+            });
+        out
+    }
 }
 
 /// One (row, K/V head) pair's work.
@@ -117,31 +164,48 @@ struct Pair<'a> {
 impl Pair<'_> {
     fn run(&self, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            // SAFETY: the features this function is compiled for were just detected.
-            return unsafe { self.run_avx2(out) };
+            let has = |f: &str| match f {
+                "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+                "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+                _ => std::arch::is_x86_feature_detected!("fma"),
+            };
+            if has("avx512f") && has("avx2") && has("fma") {
+                // SAFETY: the features this function is compiled for were just detected.
+                return unsafe { self.run_avx512(out) };
+            }
+            if has("avx2") && has("fma") {
+                // SAFETY: as above.
+                return unsafe { self.run_avx2(out) };
+            }
         }
-        self.dispatch::<false>(out)
+        self.dispatch::<PORTABLE>(out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run_avx2(&self, out: &mut [f32]) {
-        self.dispatch::<true>(out)
+        self.dispatch::<AVX2>(out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn run_avx512(&self, out: &mut [f32]) {
+        self.dispatch::<AVX512>(out)
     }
 
     /// Monomorphises the kernel for the common group sizes (queries per K/V head), so the
     /// per-head accumulators live in registers.
-    /// `AVX`: called from [`run_avx2`](Self::run_avx2), so the explicit AVX2/FMA kernels may run.
+    /// `SIMD`: the widest explicit kernels the caller's target features allow
+    /// ([`PORTABLE`], [`AVX2`] or [`AVX512`]).
     #[inline(always)]
-    fn dispatch<const AVX: bool>(&self, out: &mut [f32]) {
+    fn dispatch<const SIMD: u8>(&self, out: &mut [f32]) {
         match self.group {
-            1 => self.body::<1, AVX>(out),
-            2 => self.body::<2, AVX>(out),
-            4 => self.body::<4, AVX>(out),
-            8 => self.body::<8, AVX>(out),
-            16 => self.body::<16, AVX>(out),
+            1 => self.body::<1, SIMD>(out),
+            2 => self.body::<2, SIMD>(out),
+            4 => self.body::<4, SIMD>(out),
+            8 => self.body::<8, SIMD>(out),
+            16 => self.body::<16, SIMD>(out),
             _ => self.body_any(out),
         }
     }
@@ -151,7 +215,7 @@ impl Pair<'_> {
     /// the same rows, still in cache, are accumulated into the outputs. The cache is read from
     /// memory once; for latent attention the key row is also the value row.
     #[inline(always)]
-    fn body<const G: usize, const AVX: bool>(&self, out: &mut [f32]) {
+    fn body<const G: usize, const SIMD: u8>(&self, out: &mut [f32]) {
         let (t, d_k, d_v) = (self.t, self.d_k, self.d_v);
         let (k_data, k_base, k_row) = self.k;
         let (v_data, v_base, v_row) = self.v;
@@ -166,7 +230,7 @@ impl Pair<'_> {
             if G >= 4 {
                 // Two keys at a time: each query chunk loaded once feeds both.
                 while jj + 2 <= n {
-                    let (d0, d1) = pair_dots::<G, AVX>(self.q, d_k, key(jj), key(jj + 1));
+                    let (d0, d1) = pair_dots::<G, SIMD>(self.q, d_k, key(jj), key(jj + 1));
                     for r in 0..G {
                         p[r][jj] = d0[r];
                         p[r][jj + 1] = d1[r];
@@ -204,7 +268,7 @@ impl Pair<'_> {
                     sum[r] += *s;
                 }
             }
-            accumulate::<G, AVX>(
+            accumulate::<G, SIMD>(
                 &p,
                 n,
                 |jj| &v_data[v_base + (start + jj) * v_row..][..d_v],
@@ -228,13 +292,18 @@ impl Pair<'_> {
                 group: 1,
                 ..*self
             };
-            single.body::<1, false>(&mut out[r * self.d_v..(r + 1) * self.d_v]);
+            single.body::<1, PORTABLE>(&mut out[r * self.d_v..(r + 1) * self.d_v]);
         }
     }
 }
 
 /// Cache slots scored and accumulated together.
 const BLOCK: usize = 32;
+
+/// Kernel levels: plain loops, explicit AVX2/FMA, explicit AVX-512.
+const PORTABLE: u8 = 0;
+const AVX2: u8 = 1;
+const AVX512: u8 = 2;
 
 /// The `G` dot products of the group's queries (`G` rows of `d_k`) with one key, 8 lanes per
 /// query kept in registers; a single query splits its dot over 4 chains instead.
@@ -281,15 +350,20 @@ fn dots<const G: usize>(q: &[f32], d_k: usize, key: &[f32]) -> [f32; G] {
 /// [`dots_pair`], by the explicit AVX2 kernel when the caller runs with AVX2/FMA enabled (the
 /// auto-vectoriser turns the portable loop into a shuffle-bound transpose there).
 #[inline(always)]
-fn pair_dots<const G: usize, const AVX: bool>(
+fn pair_dots<const G: usize, const SIMD: u8>(
     q: &[f32],
     d_k: usize,
     k0: &[f32],
     k1: &[f32],
 ) -> ([f32; G], [f32; G]) {
     #[cfg(target_arch = "x86_64")]
-    if AVX && G % 4 == 0 {
-        // SAFETY: `AVX` is only set on the path entered after detecting AVX2 and FMA.
+    if SIMD == AVX512 && G % 4 == 0 && d_k >= 16 {
+        // SAFETY: `SIMD` is only `AVX512` on the path entered after detecting AVX-512F.
+        return unsafe { avx512::dots_pair::<G>(q, d_k, k0, k1) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if SIMD >= AVX2 && G % 4 == 0 {
+        // SAFETY: `SIMD` is only `AVX2` or more on paths entered after detecting AVX2 and FMA.
         return unsafe { avx2::dots_pair::<G>(q, d_k, k0, k1) };
     }
     dots_pair::<G>(q, d_k, k0, k1)
@@ -342,7 +416,7 @@ fn pair_tail(q_row: &[f32], k0: &[f32], k1: &[f32], from: usize, sums: (f32, f32
 /// `out[r] += Σ_jj p[r][jj] * value(jj)` for the block's `n` rows, 8 value lanes of every
 /// query held in registers across the block.
 #[inline(always)]
-fn accumulate<'a, const G: usize, const AVX: bool>(
+fn accumulate<'a, const G: usize, const SIMD: u8>(
     p: &[[f32; BLOCK]; G],
     n: usize,
     value: impl Fn(usize) -> &'a [f32],
@@ -350,9 +424,13 @@ fn accumulate<'a, const G: usize, const AVX: bool>(
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if AVX && G % 4 == 0 && d_v % 16 == 0 {
+    if SIMD >= AVX2 && G % 4 == 0 && d_v % 16 == 0 {
         let rows: [&[f32]; BLOCK] = std::array::from_fn(|jj| if jj < n { value(jj) } else { &[] });
-        // SAFETY: `AVX` is only set on the path entered after detecting AVX2 and FMA.
+        if SIMD == AVX512 && d_v % 32 == 0 {
+            // SAFETY: `SIMD` is only `AVX512` on the path entered after detecting AVX-512F.
+            return unsafe { avx512::accumulate::<G>(p, &rows[..n], d_v, out) };
+        }
+        // SAFETY: `SIMD` is only `AVX2` or more on paths entered after detecting AVX2 and FMA.
         return unsafe { avx2::accumulate::<G>(p, &rows[..n], d_v, out) };
     }
     if G < 4 {
@@ -518,6 +596,147 @@ mod avx2 {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The AVX2 kernels' AVX-512 twins: the same register tiling over 16 lanes, so each loaded key
+/// or value chunk feeds twice the multiply-adds.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::BLOCK;
+
+    /// As [`super::dots_pair`], for `G` a multiple of 4 and `d_k >= 16`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dots_pair<const G: usize>(
+        q: &[f32],
+        d_k: usize,
+        k0: &[f32],
+        k1: &[f32],
+    ) -> ([f32; G], [f32; G]) {
+        assert!(G % 4 == 0 && q.len() >= G * d_k && k0.len() >= d_k && k1.len() >= d_k);
+        let chunks = d_k / 16;
+        let (mut r0, mut r1) = ([0.0f32; G], [0.0f32; G]);
+        for h0 in (0..G).step_by(4) {
+            let mut acc = [_mm512_setzero_ps(); 8];
+            // SAFETY (loads): rows h0..h0+4 of `q` and the first `chunks * 16 <= d_k` lanes of
+            // both keys are in bounds by the assertion above.
+            let qp = q.as_ptr().add(h0 * d_k);
+            for c in 0..chunks {
+                let a = _mm512_loadu_ps(k0.as_ptr().add(c * 16));
+                let b = _mm512_loadu_ps(k1.as_ptr().add(c * 16));
+                for h in 0..4 {
+                    let qc = _mm512_loadu_ps(qp.add(h * d_k + c * 16));
+                    acc[2 * h] = _mm512_fmadd_ps(qc, a, acc[2 * h]);
+                    acc[2 * h + 1] = _mm512_fmadd_ps(qc, b, acc[2 * h + 1]);
+                }
+            }
+            for h in 0..4 {
+                let sums = (
+                    _mm512_reduce_add_ps(acc[2 * h]),
+                    _mm512_reduce_add_ps(acc[2 * h + 1]),
+                );
+                let q_row = &q[(h0 + h) * d_k..][..d_k];
+                (r0[h0 + h], r1[h0 + h]) = super::pair_tail(q_row, k0, k1, chunks * 16, sums);
+            }
+        }
+        (r0, r1)
+    }
+
+    /// As [`super::accumulate`], for `G` a multiple of 4 and `d_v` a multiple of 32.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn accumulate<const G: usize>(
+        p: &[[f32; BLOCK]; G],
+        rows: &[&[f32]],
+        d_v: usize,
+        out: &mut [f32],
+    ) {
+        assert!(G % 4 == 0 && d_v % 32 == 0 && out.len() >= G * d_v && rows.len() <= BLOCK);
+        assert!(rows.iter().all(|r| r.len() >= d_v));
+        // SAFETY (loads/stores): `c * 16 + 32 <= d_v` lanes of every row and of the outputs
+        // of queries `h0..h0 + 4 <= G`, and `jj < rows.len() <= BLOCK`, by the assertions.
+        let o = out.as_mut_ptr();
+        for h0 in (0..G).step_by(4) {
+            for c in (0..d_v / 16).step_by(2) {
+                let mut acc = [_mm512_setzero_ps(); 8];
+                for h in 0..4 {
+                    for k in 0..2 {
+                        acc[2 * h + k] = _mm512_loadu_ps(o.add((h0 + h) * d_v + (c + k) * 16));
+                    }
+                }
+                for (jj, row) in rows.iter().enumerate() {
+                    let v0 = _mm512_loadu_ps(row.as_ptr().add(c * 16));
+                    let v1 = _mm512_loadu_ps(row.as_ptr().add(c * 16 + 16));
+                    for h in 0..4 {
+                        let w = _mm512_set1_ps(*p.get_unchecked(h0 + h).get_unchecked(jj));
+                        acc[2 * h] = _mm512_fmadd_ps(v0, w, acc[2 * h]);
+                        acc[2 * h + 1] = _mm512_fmadd_ps(v1, w, acc[2 * h + 1]);
+                    }
+                }
+                for h in 0..4 {
+                    for k in 0..2 {
+                        _mm512_storeu_ps(o.add((h0 + h) * d_v + (c + k) * 16), acc[2 * h + k]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+    use burn::tensor::activation::softmax;
+    use burn::tensor::{Distribution, Tolerance};
+
+    use super::*;
+
+    /// The kernel (whichever level this CPU runs: portable, AVX2 or AVX-512) against softmax
+    /// attention op by op, at the paper's latent shape (one K/V head of 256 + 32 channels whose
+    /// first 256 are the values, read from a wider cache buffer), MHA/GQA heads of 64, and odd
+    /// sizes; slot counts off the block size, with a per-row bias.
+    #[test]
+    fn matches_softmax_attention() {
+        let device = Default::default();
+        for (heads, kv_heads, d_k, d_v, t) in [
+            (8, 1, 288, 256, 70),
+            (8, 8, 64, 64, 33),
+            (8, 2, 64, 64, 5),
+            (16, 1, 48, 32, 40),
+            (3, 1, 20, 12, 9),
+        ] {
+            let batch = 2;
+            let random = |shape: [usize; 4]| {
+                Tensor::<Flex, 4>::random(shape, Distribution::Normal(0., 1.), &device)
+            };
+            let q = random([batch, heads, 1, d_k]);
+            // Keys and values are views of a cache with room for more slots.
+            let cache = random([batch, kv_heads, t + 7, d_k.max(d_v)]);
+            let k = cache.clone().slice(s![.., .., 0..t, 0..d_k]);
+            let v = cache.slice(s![.., .., 0..t, 0..d_v]);
+            let hidden: Vec<f32> = (0..batch * t)
+                .map(|i| if i % 7 == 3 { -1e9 } else { 0.0 })
+                .collect();
+            let bias = Tensor::<Flex, 1>::from_floats(hidden.as_slice(), &device)
+                .reshape([batch, 1, 1, t]);
+            let scale = 0.125;
+            let fused = decode_attention(&q, &k, &v, Some(&bias), scale).expect("f32 on flex");
+            let group = heads / kv_heads;
+            let repeat = |x: Tensor<Flex, 4>| {
+                let [b, h, t, d] = x.dims();
+                x.reshape([b, h, 1, t * d])
+                    .repeat_dim(2, group)
+                    .reshape([b, h * group, t, d])
+            };
+            let scores = q.matmul(repeat(k).swap_dims(2, 3)).mul_scalar(scale) + bias;
+            let plain = softmax(scores, 3).matmul(repeat(v));
+            fused
+                .to_data()
+                .assert_approx_eq::<f32>(&plain.to_data(), Tolerance::absolute(1e-4));
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod attention;
 pub mod cache;
 pub mod config;
 pub mod cpu;
+mod decode_step;
 pub mod dropout;
 pub mod error;
 pub mod fused;
@@ -33,6 +34,7 @@ pub mod mha;
 pub mod mtla;
 pub mod reference;
 pub mod rope;
+mod skinny;
 
 pub use attention::Attention;
 pub use cache::Cache;

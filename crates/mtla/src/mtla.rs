@@ -121,7 +121,7 @@ impl<B: Backend> Mtla<B> {
     }
 
     /// Softmax scale `1/sqrt(d_nope + d_R)` (the authors' code; the paper writes `1/sqrt(d_h)`).
-    fn scale(&self) -> f64 {
+    pub(crate) fn scale(&self) -> f64 {
         ((self.qk_nope_head_dim + self.qk_rope_head_dim) as f64).powf(-0.5)
     }
 
@@ -155,11 +155,7 @@ impl<B: Backend> Mtla<B> {
     /// Queries per head, `q_nope` `[batch, heads, S, d_nope]` and the rotated `q_R`
     /// `[batch, heads, S, d_R]`.
     fn head_queries(&self, x: Tensor<B, 3>, rope: &Rope<B>) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let (projection, x) = match (&self.wq, &self.wq_a, &self.q_norm, &self.wq_b) {
-            (Some(wq), ..) => (wq, x),
-            (None, Some(a), Some(norm), Some(b)) => (b, layer_norm(norm, linear(a, x))),
-            _ => unreachable!("a query projection is always present"),
-        };
+        let (projection, x) = self.query_input(x);
         let (h, nope, d_r) = (self.num_heads, self.qk_nope_head_dim, self.qk_rope_head_dim);
         let (weight, bias) = (
             projection.weight.val(),
@@ -167,6 +163,16 @@ impl<B: Backend> Mtla<B> {
         );
         let [q_nope, q_rope] = head_parts(weight, bias, x, h, [0..nope, nope..nope + d_r]);
         (q_nope.swap_dims(1, 2), rope.apply(q_rope).swap_dims(1, 2))
+    }
+
+    /// The last linear of the query path and its input: `(W_Q, x)`, or with a low-rank query
+    /// `(W_UQ, LN(x W_DQ))`; the queries are `input W (+ b)`, all heads side by side.
+    pub(crate) fn query_input(&self, x: Tensor<B, 3>) -> (&Linear<B>, Tensor<B, 3>) {
+        match (&self.wq, &self.wq_a, &self.q_norm, &self.wq_b) {
+            (Some(wq), ..) => (wq, x),
+            (None, Some(a), Some(norm), Some(b)) => (b, layer_norm(norm, linear(a, x))),
+            _ => unreachable!("a query projection is always present"),
+        }
     }
 
     /// Queries in the latent space: `[q_nope W_UK ‖ rope(q_R)]`, `[batch, heads, S, r + d_R]`.
@@ -442,6 +448,20 @@ impl<B: Backend> Mtla<B> {
             ));
         };
         check_step(&x, &positions, cache.slots.batch(), self.d_model)?;
+        if let Some(y) = crate::decode_step::latent_step(self, &x, &positions, cache) {
+            return Ok(y);
+        }
+        Ok(self.step_ops(x, positions, cache))
+    }
+
+    /// [`step`](Self::step) with burn's ops (every backend; the CPU fuses it,
+    /// [`decode_step`](crate::decode_step)).
+    pub(crate) fn step_ops(
+        &self,
+        x: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        cache: &mut LatentCache<B>,
+    ) -> Tensor<B, 3> {
         let rope = Rope::new(positions, self.qk_rope_head_dim, self.rope_theta);
         let absorbed = cache
             .absorbed
@@ -484,18 +504,21 @@ impl<B: Backend> Mtla<B> {
             }
         }
         cache.tokens += 1;
-        Ok(self.attend(
+        self.attend(
             q,
             cache.slots.view(),
             cache.slot_bias.as_ref().map(|b| b.view()),
             &absorbed,
-        ))
+        )
     }
 }
 
 /// The hyper-network index of the chunk the next token joins, `[batch, 1]`, updating the
 /// cache's chunk bookkeeping: a new chunk follows the last one unless that held only padding.
-fn next_chunk_index<B: Backend>(cache: &mut LatentCache<B>, starts_chunk: bool) -> Tensor<B, 2> {
+pub(crate) fn next_chunk_index<B: Backend>(
+    cache: &mut LatentCache<B>,
+    starts_chunk: bool,
+) -> Tensor<B, 2> {
     if starts_chunk {
         let advance = match cache.last_empty.take() {
             Some(empty) => {

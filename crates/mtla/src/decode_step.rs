@@ -1,0 +1,395 @@
+//! One MLA/MTLA decode step on the CPU backend, as one host pass around its weight products.
+//!
+//! Op by op ([`Mtla::step`]) a step is ~45 burn ops, most on a few thousand floats, and its
+//! products of a few rows with the weights run on one core through a general GEMM that first
+//! repacks each weight. At the paper's dims (batch 8, d 512, r 256) that was ~0.6 ms of fixed
+//! cost per token. Here a step is: the query and `[c_raw ‖ k_R] = x W_DKV` projections,
+//! `q_nope W_UK` and `o W_UV` per head (head-major operands) and `W_O`, each by
+//! [`skinny`](crate::skinny) on all cores, the weights read once in place; between them one pass
+//! over a few kilobytes: RoPE on `q_R` and `k_R`, the latent's LayerNorm, the hyper-network's
+//! merge weight `w = sigmoid(fc_c(PE(chunk)) · fc_p(c))` (Eq. 13), the cache update `ĉ += w c`
+//! in place (Sec. 4.3), and the attention over the cache by the [`fused`](crate::fused) kernel.
+//! The whole step runs on one pool thread (`rayon::scope`), so its parallel parts split by work
+//! stealing rather than each waking the pool from outside.
+//! Other backends, other float types, and `set_fused_decode(false)` take the op-by-op step.
+
+use std::any::TypeId;
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::Flex;
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::prelude::*;
+use burn::tensor::{DType, TensorData};
+
+use crate::cache::LatentCache;
+use crate::cpu::{back, cast};
+use crate::fused::{view, Decode, SlotBias};
+use crate::mtla::{next_chunk_index, Mtla};
+use crate::skinny::products;
+
+/// The fused step (see the module doc); `None`, with nothing changed, when it does not apply.
+pub(crate) fn latent_step<B: Backend>(
+    layer: &Mtla<B>,
+    x: &Tensor<B, 3>,
+    positions: &Tensor<B, 2>,
+    cache: &mut LatentCache<B>,
+) -> Option<Tensor<B, 3>> {
+    if TypeId::of::<B>() != TypeId::of::<Flex>() || !crate::attend::fused_decode() {
+        return None;
+    }
+    let f32_tensor = |dtype: DType| dtype == DType::F32;
+    if !f32_tensor(x.dtype()) || !f32_tensor(cache.slots.view().dtype()) {
+        return None;
+    }
+    // The whole step on one pool thread: its parallel parts then split by work stealing,
+    // instead of each waking the pool from outside and putting the caller to sleep.
+    Some(rayon::scope(|_| fused_step(layer, x, positions, cache)))
+}
+
+/// [`latent_step`] once it applies.
+fn fused_step<B: Backend>(
+    layer: &Mtla<B>,
+    x: &Tensor<B, 3>,
+    positions: &Tensor<B, 2>,
+    cache: &mut LatentCache<B>,
+) -> Tensor<B, 3> {
+    let [batch, _, _] = x.dims();
+    let (heads, nope, d_r) = (
+        layer.num_heads,
+        layer.qk_nope_head_dim,
+        layer.qk_rope_head_dim,
+    );
+    let (r, d_v) = (layer.kv_lora_rank, layer.v_head_dim);
+    let absorbed = cache
+        .absorbed
+        .get_or_insert_with(|| layer.absorbed().materialized())
+        .clone();
+    let (projection, input) = layer.query_input(x.clone());
+    let q = dense(projection, host(input).storage());
+    let kv = dense(&layer.wkv_a, host(x.clone()).storage());
+    let positions = host(positions.clone());
+    let positions = positions.storage::<f32>();
+
+    // Queries: `q_nope` head-major `[heads, batch, nope]` for the per-head product with `W_UK`;
+    // `q_R` rotated.
+    let per_head = nope + d_r;
+    let mut q_nope = vec![0.0f32; heads * batch * nope];
+    let mut q_rope = vec![0.0f32; batch * heads * d_r];
+    let rotations: Vec<Rotation> = positions[..batch]
+        .iter()
+        .map(|&p| Rotation::new(p, d_r, layer.rope_theta as f32))
+        .collect();
+    for (b, rotation) in rotations.iter().enumerate() {
+        for h in 0..heads {
+            let row = &q[(b * heads + h) * per_head..][..per_head];
+            q_nope[(h * batch + b) * nope..][..nope].copy_from_slice(&row[..nope]);
+            rotation.apply(&row[nope..], &mut q_rope[(b * heads + h) * d_r..][..d_r]);
+        }
+    }
+
+    // The new slot contents: `w c` (or `c` for MLA) and the rotated `k_R`, per row.
+    let norm = Norm::new(&layer.kv_norm);
+    let mut slot = vec![0.0f32; batch * (r + d_r)];
+    for (b, slot) in slot.chunks_exact_mut(r + d_r).enumerate() {
+        let row = &kv[b * (r + d_r)..][..r + d_r];
+        norm.apply(&row[..r], &mut slot[..r]);
+        rotations[b].apply(&row[r..], &mut slot[r..]);
+    }
+    let starts_chunk = cache.next_starts_chunk();
+    if let Some(hypernet) = &layer.hypernet {
+        let chunk = host(next_chunk_index(cache, starts_chunk));
+        // `fc_c(PE(chunk))` once per distinct chunk index (rows share it unless padded).
+        let mut indices: Vec<f32> = chunk.storage::<f32>()[..batch].to_vec();
+        let of_row = indices.clone();
+        indices.sort_by(f32::total_cmp);
+        indices.dedup();
+        let embedded: Vec<f32> = indices.iter().flat_map(|&i| sinusoidal(i, r)).collect();
+        let latents: Vec<f32> = slot
+            .chunks_exact(r + d_r)
+            .flat_map(|s| s[..r].iter().copied())
+            .collect();
+        let position = dense(&hypernet.fc_c, &embedded);
+        let latent = dense(&hypernet.fc_p, &latents);
+        let low_rank = latent.len() / batch;
+        for (b, slot) in slot.chunks_exact_mut(r + d_r).enumerate() {
+            let distinct = indices.partition_point(|i| i.total_cmp(&of_row[b]).is_lt());
+            let (p, l) = (
+                &position[distinct * low_rank..][..low_rank],
+                &latent[b * low_rank..][..low_rank],
+            );
+            let logit: f32 = p.iter().zip(l).map(|(p, l)| p * l).sum();
+            let w = 1.0 / (1.0 + (-logit).exp());
+            slot[..r].iter_mut().for_each(|v| *v *= w);
+        }
+    }
+    let device = x.device();
+    if !starts_chunk {
+        let last = host(cache.slots.last());
+        for (b, slot) in slot.chunks_exact_mut(r + d_r).enumerate() {
+            let last = &last.storage::<f32>()[b * (r + d_r)..][..r];
+            slot[..r].iter_mut().zip(last).for_each(|(v, l)| *v += l);
+        }
+    }
+    let slot = tensor::<B, 4>(slot, [batch, 1, 1, r + d_r]);
+    let bias_slot = || Tensor::zeros([batch, 1, 1, 1], &device);
+    if starts_chunk {
+        cache.slots.push(slot);
+        if let Some(bias) = cache.slot_bias.as_mut() {
+            bias.push(bias_slot());
+        }
+    } else {
+        cache.slots.set_last(slot);
+        if let Some(bias) = cache.slot_bias.as_mut() {
+            bias.set_last(bias_slot());
+        }
+    }
+    cache.tokens += 1;
+
+    // Latent queries `[q_nope W_UK ‖ q_R]` `[batch, heads, r + d_R]` over the slots, which are
+    // also the values (Eq. 12).
+    let w_uk = host(absorbed.w_uk);
+    let q_latent = products(&q_nope, w_uk.storage(), None, heads, nope, r);
+    let mut queries = vec![0.0f32; batch * heads * (r + d_r)];
+    for (i, query) in queries.chunks_exact_mut(r + d_r).enumerate() {
+        let (b, h) = (i / heads, i % heads);
+        query[..r].copy_from_slice(&q_latent[(h * batch + b) * r..][..r]);
+        query[r..].copy_from_slice(&q_rope[i * d_r..][..d_r]);
+    }
+    // In place: the filled slots are a view of the cache's buffer.
+    let slots = primitive(cache.slots.view());
+    let bias = cache.slot_bias.as_ref().map(|b| host(b.view()));
+    let shape = Decode {
+        heads,
+        kv_heads: 1,
+        t: cache.slots.len(),
+        d_k: r + d_r,
+        d_v: r,
+        scale: layer.scale() as f32,
+    };
+    let keys = view(&slots).expect("an f32 cache with a contiguous last axis");
+    let latent = shape.attend(
+        &queries,
+        &keys,
+        &keys,
+        bias.as_ref().map(|b| SlotBias {
+            data: b.storage(),
+            per_row: b.layout().shape()[0] != 1,
+        }),
+    );
+
+    // Output: per head `o_h W_UV,h` (head-major), then the heads side by side through `W_O`.
+    let mut head_major = vec![0.0f32; heads * batch * r];
+    for (i, o) in latent.chunks_exact(r).enumerate() {
+        let (b, h) = (i / heads, i % heads);
+        head_major[(h * batch + b) * r..][..r].copy_from_slice(o);
+    }
+    let w_uv = host(absorbed.w_uv);
+    let values = products(&head_major, w_uv.storage(), None, heads, r, d_v);
+    let mut merged = vec![0.0f32; batch * heads * d_v];
+    for (i, out) in merged.chunks_exact_mut(d_v).enumerate() {
+        let (b, h) = (i / heads, i % heads);
+        out.copy_from_slice(&values[(h * batch + b) * d_v..][..d_v]);
+    }
+    let out = dense(&layer.wo, &merged);
+    let d_model = out.len() / batch;
+    tensor::<B, 3>(out, [batch, 1, d_model])
+}
+
+/// `x W (+ b)` of a linear layer for the rows `x` `[m, d_in]` (burn stores `W` as `[in, out]`).
+fn dense<B: Backend>(layer: &Linear<B>, x: &[f32]) -> Vec<f32> {
+    let weight = host(layer.weight.val());
+    let [d_in, d_out] = [weight.layout().shape()[0], weight.layout().shape()[1]];
+    let bias = layer.bias.as_ref().map(|b| host(b.val()));
+    products(
+        x,
+        weight.storage(),
+        bias.as_ref().map(|b| b.storage()),
+        1,
+        d_in,
+        d_out,
+    )
+}
+
+/// `t` (a tensor of the CPU backend) as its flex primitive, as laid out (a view stays a view).
+fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FlexTensor {
+    cast::<_, FlexTensor>(t.into_primitive().tensor())
+        .ok()
+        .expect("the fused step runs on the CPU backend")
+}
+
+/// `t` as a contiguous flex tensor whose storage starts at its first element (a copy only if
+/// it is a strided view).
+fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> FlexTensor {
+    primitive(t).to_contiguous()
+}
+
+/// `values` as a tensor of shape `shape` on the CPU backend.
+fn tensor<B: Backend, const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<B, D> {
+    back(FlexTensor::from_data(TensorData::new(values, shape)))
+}
+
+/// RoPE on adjacent channel pairs for one position, as [`Rope`](crate::rope::Rope):
+/// `(a, b) -> (a cos θ_k − b sin θ_k, b cos θ_k + a sin θ_k)`, `θ_k = pos · theta^(−2k/d)`.
+struct Rotation {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl Rotation {
+    fn new(position: f32, dim: usize, theta: f32) -> Self {
+        let angle = |k: usize| position * (1.0 / theta.powf((2 * k) as f32 / dim as f32));
+        Self {
+            cos: (0..dim / 2).map(|k| angle(k).cos()).collect(),
+            sin: (0..dim / 2).map(|k| angle(k).sin()).collect(),
+        }
+    }
+
+    fn apply(&self, x: &[f32], out: &mut [f32]) {
+        for (k, (c, s)) in self.cos.iter().zip(&self.sin).enumerate() {
+            let (a, b) = (x[2 * k], x[2 * k + 1]);
+            out[2 * k] = a * c - b * s;
+            out[2 * k + 1] = b * c + a * s;
+        }
+    }
+}
+
+/// A LayerNorm's parameters on the host: `y = (x − μ) / sqrt(σ² + ε) · γ + β`.
+struct Norm {
+    gamma: FlexTensor,
+    beta: Option<FlexTensor>,
+    epsilon: f32,
+}
+
+impl Norm {
+    fn new<B: Backend>(norm: &LayerNorm<B>) -> Self {
+        Self {
+            gamma: host(norm.gamma.val()),
+            beta: norm.beta.as_ref().map(|b| host(b.val())),
+            // Every LayerNorm of this workspace is `LayerNormConfig::new(d)` (see `layer_norm`).
+            epsilon: LayerNormConfig::new(1).epsilon as f32,
+        }
+    }
+
+    fn apply(&self, x: &[f32], out: &mut [f32]) {
+        let n = x.len() as f32;
+        let mean = x.iter().sum::<f32>() / n;
+        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+        let inv = 1.0 / (var + self.epsilon).sqrt();
+        let gamma = self.gamma.storage::<f32>();
+        for ((o, v), g) in out.iter_mut().zip(x).zip(gamma) {
+            *o = (v - mean) * inv * g;
+        }
+        if let Some(beta) = &self.beta {
+            out.iter_mut()
+                .zip(beta.storage::<f32>())
+                .for_each(|(o, b)| *o += b);
+        }
+    }
+}
+
+/// The hyper-network's interleaved sinusoidal embedding of one chunk index, as
+/// [`hypernet::sinusoidal`](crate::hypernet::sinusoidal).
+fn sinusoidal(position: f32, dim: usize) -> Vec<f32> {
+    let scale = -(10000.0f32).ln() / dim as f32;
+    (0..dim)
+        .map(|c| {
+            let angle = position * ((c / 2 * 2) as f32 * scale).exp();
+            if c % 2 == 0 {
+                angle.sin()
+            } else {
+                angle.cos()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, Tolerance};
+
+    use super::*;
+    use crate::cache::Cache;
+    use crate::config::{AttentionConfig, AttentionKind};
+    use crate::mask::KeyPadding;
+    use crate::Attention;
+
+    type B = Flex;
+
+    /// The fused step and the op-by-op step give the same outputs and caches, step after step
+    /// (chunks opened and merged into), for MLA and MTLA s = 2, 3, with and without a low-rank
+    /// query, biases and a padded prefix (hidden slots, an all-padding last chunk).
+    #[test]
+    fn fused_step_matches_the_op_by_op_step() {
+        let device = Default::default();
+        let variants = [
+            (AttentionKind::Mla, 1, 0, false),
+            (AttentionKind::Mtla, 2, 0, true),
+            (AttentionKind::Mtla, 3, 12, false),
+            (AttentionKind::Mtla, 2, 12, true),
+        ];
+        for (kind, down_rate, q_lora_rank, bias) in variants {
+            let config = AttentionConfig {
+                kind,
+                d_model: 32,
+                num_heads: 4,
+                num_kv_heads: 4,
+                kv_lora_rank: 16,
+                q_lora_rank,
+                qk_nope_head_dim: 8,
+                qk_rope_head_dim: 4,
+                v_head_dim: 8,
+                down_rate,
+                bias: Some(bias),
+                ..AttentionConfig::default()
+            };
+            let Attention::Latent(layer) = config.init::<B>(&device).unwrap() else {
+                panic!("a latent kind")
+            };
+            let (batch, prefix, steps) = (3, 5, 7);
+            let x = Tensor::<B, 3>::random(
+                [batch, prefix + steps, 32],
+                Distribution::Normal(0., 1.),
+                &device,
+            );
+            let positions: Vec<f32> = (0..batch)
+                .flat_map(|b| (0..prefix + steps).map(move |j| (b + j) as f32))
+                .collect();
+            let positions = Tensor::<B, 1>::from_floats(positions.as_slice(), &device)
+                .reshape([batch, prefix + steps]);
+            // Row 1's prefix ends in padding, row 2 has none.
+            let padding = KeyPadding::from_lengths(&[4, 2, 5], prefix);
+            let start = |padding| {
+                layer
+                    .cache_prefix(
+                        x.clone().slice(s![.., 0..prefix, ..]),
+                        positions.clone().slice(s![.., 0..prefix]),
+                        padding,
+                    )
+                    .unwrap()
+            };
+            for padding in [None, Some(&padding)] {
+                let (mut fused, mut ops) = (start(padding), start(padding));
+                let (Cache::Latent(fused), Cache::Latent(ops)) = (&mut fused, &mut ops) else {
+                    panic!("latent caches")
+                };
+                for i in prefix..prefix + steps {
+                    let xi = x.clone().slice(s![.., i..i + 1, ..]);
+                    let pi = positions.clone().slice(s![.., i..i + 1]);
+                    let y_fused =
+                        latent_step(&layer, &xi, &pi, fused).expect("the fused step runs");
+                    let y_ops = layer.step_ops(xi, pi, ops);
+                    let close = |a: TensorData, b: TensorData| {
+                        a.assert_approx_eq::<f32>(&b, Tolerance::absolute(1e-5))
+                    };
+                    close(y_fused.to_data(), y_ops.to_data());
+                    close(fused.slots.view().to_data(), ops.slots.view().to_data());
+                    assert_eq!(fused.tokens, ops.tokens);
+                    close(fused.chunk_index.to_data(), ops.chunk_index.to_data());
+                    if let (Some(a), Some(b)) = (&fused.slot_bias, &ops.slot_bias) {
+                        close(a.view().to_data(), b.view().to_data());
+                    }
+                }
+            }
+        }
+    }
+}
