@@ -1,4 +1,5 @@
-//! One MLA/MTLA decode step on the CPU backend, as one host pass around its weight products.
+//! One decode step on the CPU backend as one host pass around its weight products: MLA/MTLA
+//! ([`latent_step`]) and, so that the kinds are compared on equal terms, MHA/GQA/MQA ([`kv_step`]).
 //!
 //! Op by op ([`Mtla::step`]) a step is ~45 burn ops, most on a few thousand floats, and its
 //! products of a few rows with the weights run on one core through a general GEMM that first
@@ -21,9 +22,10 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 
-use crate::cache::LatentCache;
+use crate::cache::{KvCache, LatentCache};
 use crate::cpu::{back, cast};
 use crate::fused::{view, Decode, SlotBias};
+use crate::mha::MultiHeadAttention;
 use crate::mtla::{next_chunk_index, Mtla};
 use crate::skinny::products;
 
@@ -210,6 +212,73 @@ fn dense<B: Backend>(layer: &Linear<B>, x: &[f32]) -> Vec<f32> {
     )
 }
 
+/// The fused MHA/GQA/MQA step (see the module doc), so that the kinds are compared on equal
+/// terms: the `W_Q`, `W_K`, `W_V` and `W_O` products by [`skinny`](crate::skinny), RoPE on the
+/// host, the new key and value written into the cache in place, the attention by the
+/// [`fused`](crate::fused) kernel; `None`, with nothing changed, when it does not apply.
+pub(crate) fn kv_step<B: Backend>(
+    layer: &MultiHeadAttention<B>,
+    x: &Tensor<B, 3>,
+    positions: &Tensor<B, 2>,
+    cache: &mut KvCache<B>,
+) -> Option<Tensor<B, 3>> {
+    if TypeId::of::<B>() != TypeId::of::<Flex>() || !crate::attend::fused_decode() {
+        return None;
+    }
+    let f32_tensor = |dtype: DType| dtype == DType::F32;
+    if !f32_tensor(x.dtype()) || !f32_tensor(cache.keys.view().dtype()) {
+        return None;
+    }
+    Some(rayon::scope(|_| {
+        let [batch, _, _] = x.dims();
+        let (heads, kv_heads, d) = (layer.num_heads, layer.num_kv_heads, layer.head_dim);
+        let input = host(x.clone());
+        let mut q = dense(&layer.q_proj, input.storage());
+        let mut k = dense(&layer.k_proj, input.storage());
+        let v = dense(&layer.v_proj, input.storage());
+        let positions = host(positions.clone());
+        for (b, &position) in positions.storage::<f32>()[..batch].iter().enumerate() {
+            let rotation = Rotation::new(position, d, layer.rope_theta as f32);
+            for (rows, n) in [(&mut q, heads), (&mut k, kv_heads)] {
+                rows[b * n * d..][..n * d]
+                    .chunks_exact_mut(d)
+                    .for_each(|head| rotation.rotate(head));
+            }
+        }
+        cache.keys.push(tensor::<B, 4>(k, [batch, kv_heads, 1, d]));
+        cache
+            .values
+            .push(tensor::<B, 4>(v, [batch, kv_heads, 1, d]));
+        if let Some(bias) = cache.slot_bias.as_mut() {
+            bias.push(Tensor::zeros([batch, 1, 1, 1], &x.device()));
+        }
+        let (keys, values) = (primitive(cache.keys.view()), primitive(cache.values.view()));
+        let bias = cache.slot_bias.as_ref().map(|b| host(b.view()));
+        let shape = Decode {
+            heads,
+            kv_heads,
+            t: cache.keys.len(),
+            d_k: d,
+            d_v: d,
+            scale: (d as f32).powf(-0.5),
+        };
+        let layout = "an f32 cache with a contiguous last axis";
+        // `[batch, heads, d]`: the heads already side by side, as `W_O` takes them.
+        let heads_out = shape.attend(
+            &q,
+            &view(&keys).expect(layout),
+            &view(&values).expect(layout),
+            bias.as_ref().map(|b| SlotBias {
+                data: b.storage(),
+                per_row: b.layout().shape()[0] != 1,
+            }),
+        );
+        let out = dense(&layer.out_proj, &heads_out);
+        let d_model = out.len() / batch;
+        tensor::<B, 3>(out, [batch, 1, d_model])
+    }))
+}
+
 /// `t` (a tensor of the CPU backend) as its flex primitive, as laid out (a view stays a view).
 fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FlexTensor {
     cast::<_, FlexTensor>(t.into_primitive().tensor())
@@ -244,11 +313,18 @@ impl Rotation {
         }
     }
 
+    /// `out` = `x` rotated.
     fn apply(&self, x: &[f32], out: &mut [f32]) {
+        out.copy_from_slice(x);
+        self.rotate(out);
+    }
+
+    /// Rotates `x` in place.
+    fn rotate(&self, x: &mut [f32]) {
         for (k, (c, s)) in self.cos.iter().zip(&self.sin).enumerate() {
             let (a, b) = (x[2 * k], x[2 * k + 1]);
-            out[2 * k] = a * c - b * s;
-            out[2 * k + 1] = b * c + a * s;
+            x[2 * k] = a * c - b * s;
+            x[2 * k + 1] = b * c + a * s;
         }
     }
 }
@@ -315,6 +391,75 @@ mod tests {
 
     type B = Flex;
 
+    /// The fused MHA/GQA/MQA step and the op-by-op step give the same outputs and caches, with
+    /// and without biases and a padded prefix.
+    #[test]
+    fn fused_kv_step_matches_the_op_by_op_step() {
+        let device = Default::default();
+        for (kind, kv_heads, bias) in [
+            (AttentionKind::Mha, 4, true),
+            (AttentionKind::Gqa, 2, false),
+            (AttentionKind::Mqa, 1, true),
+        ] {
+            let config = AttentionConfig {
+                kind,
+                d_model: 32,
+                num_heads: 4,
+                num_kv_heads: kv_heads,
+                bias: Some(bias),
+                ..AttentionConfig::default()
+            };
+            let Attention::Mha(layer) = config.init::<B>(&device).unwrap() else {
+                panic!("an MHA kind")
+            };
+            let (x, positions) = inputs(3, 12, 32);
+            let padding = KeyPadding::from_lengths(&[4, 2, 5], 5);
+            for padding in [None, Some(&padding)] {
+                let start = || {
+                    let cache = layer.cache_prefix(
+                        x.clone().slice(s![.., 0..5, ..]),
+                        positions.clone().slice(s![.., 0..5]),
+                        padding,
+                    );
+                    match cache.unwrap() {
+                        Cache::Kv(cache) => cache,
+                        Cache::Latent(_) => panic!("a K/V cache"),
+                    }
+                };
+                let (mut fused, mut ops) = (start(), start());
+                for i in 5..12 {
+                    let xi = x.clone().slice(s![.., i..i + 1, ..]);
+                    let pi = positions.clone().slice(s![.., i..i + 1]);
+                    let y_fused =
+                        kv_step(&layer, &xi, &pi, &mut fused).expect("the fused step runs");
+                    let y_ops = layer.step_ops(xi, pi, &mut ops);
+                    close(y_fused.to_data(), y_ops.to_data());
+                    close(fused.keys.view().to_data(), ops.keys.view().to_data());
+                    close(fused.values.view().to_data(), ops.values.view().to_data());
+                    if let (Some(a), Some(b)) = (&fused.slot_bias, &ops.slot_bias) {
+                        close(a.view().to_data(), b.view().to_data());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Inputs `[batch, len, width]` and per-row RoPE positions `b + j`.
+    fn inputs(batch: usize, len: usize, width: usize) -> (Tensor<B, 3>, Tensor<B, 2>) {
+        let device = Default::default();
+        let x = Tensor::<B, 3>::random([batch, len, width], Distribution::Normal(0., 1.), &device);
+        let positions: Vec<f32> = (0..batch)
+            .flat_map(|b| (0..len).map(move |j| (b + j) as f32))
+            .collect();
+        let positions =
+            Tensor::<B, 1>::from_floats(positions.as_slice(), &device).reshape([batch, len]);
+        (x, positions)
+    }
+
+    fn close(a: TensorData, b: TensorData) {
+        a.assert_approx_eq::<f32>(&b, Tolerance::absolute(1e-5))
+    }
+
     /// The fused step and the op-by-op step give the same outputs and caches, step after step
     /// (chunks opened and merged into), for MLA and MTLA s = 2, 3, with and without a low-rank
     /// query, biases and a padded prefix (hidden slots, an all-padding last chunk).
@@ -346,16 +491,7 @@ mod tests {
                 panic!("a latent kind")
             };
             let (batch, prefix, steps) = (3, 5, 7);
-            let x = Tensor::<B, 3>::random(
-                [batch, prefix + steps, 32],
-                Distribution::Normal(0., 1.),
-                &device,
-            );
-            let positions: Vec<f32> = (0..batch)
-                .flat_map(|b| (0..prefix + steps).map(move |j| (b + j) as f32))
-                .collect();
-            let positions = Tensor::<B, 1>::from_floats(positions.as_slice(), &device)
-                .reshape([batch, prefix + steps]);
+            let (x, positions) = inputs(batch, prefix + steps, 32);
             // Row 1's prefix ends in padding, row 2 has none.
             let padding = KeyPadding::from_lengths(&[4, 2, 5], prefix);
             let start = |padding| {
@@ -378,9 +514,6 @@ mod tests {
                     let y_fused =
                         latent_step(&layer, &xi, &pi, fused).expect("the fused step runs");
                     let y_ops = layer.step_ops(xi, pi, ops);
-                    let close = |a: TensorData, b: TensorData| {
-                        a.assert_approx_eq::<f32>(&b, Tolerance::absolute(1e-5))
-                    };
                     close(y_fused.to_data(), y_ops.to_data());
                     close(fused.slots.view().to_data(), ops.slots.view().to_data());
                     assert_eq!(fused.tokens, ops.tokens);

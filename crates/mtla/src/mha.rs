@@ -187,6 +187,20 @@ impl<B: Backend> MultiHeadAttention<B> {
             ));
         };
         check_step(&x, &positions, cache.keys.batch(), self.d_model())?;
+        if let Some(y) = crate::decode_step::kv_step(self, &x, &positions, cache) {
+            return Ok(y);
+        }
+        Ok(self.step_ops(x, positions, cache))
+    }
+
+    /// [`step`](Self::step) with burn's ops (every backend; the CPU fuses it,
+    /// `decode_step::kv_step`).
+    pub(crate) fn step_ops(
+        &self,
+        x: Tensor<B, 3>,
+        positions: Tensor<B, 2>,
+        cache: &mut KvCache<B>,
+    ) -> Tensor<B, 3> {
         let rope = Rope::new(positions, self.head_dim, self.rope_theta);
         let q = self.queries(x.clone(), &rope);
         let new = self.keys_values(x, &rope);
@@ -202,7 +216,7 @@ impl<B: Backend> MultiHeadAttention<B> {
             keys: cache.keys.view(),
             values: cache.values.view(),
         };
-        Ok(self.attend(q, &kv, cache.slot_bias.as_ref().map(|b| b.view())))
+        self.attend(q, &kv, cache.slot_bias.as_ref().map(|b| b.view()))
     }
 }
 
