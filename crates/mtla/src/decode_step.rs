@@ -36,16 +36,20 @@ pub(crate) fn latent_step<B: Backend>(
     positions: &Tensor<B, 2>,
     cache: &mut LatentCache<B>,
 ) -> Option<Tensor<B, 3>> {
-    if TypeId::of::<B>() != TypeId::of::<Flex>() || !crate::attend::fused_decode() {
-        return None;
-    }
-    let f32_tensor = |dtype: DType| dtype == DType::F32;
-    if !f32_tensor(x.dtype()) || !f32_tensor(cache.slots.view().dtype()) {
+    if !applies(x, cache.slots.view().dtype()) {
         return None;
     }
     // The whole step on one pool thread: its parallel parts then split by work stealing,
     // instead of each waking the pool from outside and putting the caller to sleep.
     Some(rayon::scope(|_| fused_step(layer, x, positions, cache)))
+}
+
+/// Whether a fused step applies: the CPU backend, fused decoding on, an f32 input and cache.
+fn applies<B: Backend>(x: &Tensor<B, 3>, cache: DType) -> bool {
+    TypeId::of::<B>() == TypeId::of::<Flex>()
+        && crate::attend::fused_decode()
+        && x.dtype() == DType::F32
+        && cache == DType::F32
 }
 
 /// [`latent_step`] once it applies.
@@ -222,11 +226,7 @@ pub(crate) fn kv_step<B: Backend>(
     positions: &Tensor<B, 2>,
     cache: &mut KvCache<B>,
 ) -> Option<Tensor<B, 3>> {
-    if TypeId::of::<B>() != TypeId::of::<Flex>() || !crate::attend::fused_decode() {
-        return None;
-    }
-    let f32_tensor = |dtype: DType| dtype == DType::F32;
-    if !f32_tensor(x.dtype()) || !f32_tensor(cache.keys.view().dtype()) {
+    if !applies(x, cache.keys.view().dtype()) {
         return None;
     }
     Some(rayon::scope(|_| {
