@@ -118,6 +118,12 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
             dataset.issues().report(SHOW_ISSUES)
         );
     }
+    if dataset.len() == 0 {
+        return Err(LearnerError::io(
+            &opts.manifest,
+            "nothing to decode: the manifest has no usable row (skipped rows are listed above)",
+        ));
+    }
     let side = opts.task.side();
     let batching = ExperimentConfig::default()
         .data

@@ -1,7 +1,8 @@
 //! Decoding audio files with a trained model (what `mtla-st transcribe/translate` run): a run's
 //! checkpoint finds its tokenizer and config, any sample rate is resampled, and silence, empty
 //! files, audio longer than the model accepts and a model missing its tokenizer or config are
-//! errors naming the file, while other files still decode.
+//! errors naming the file, while other files still decode; a manifest with nothing to decode is an
+//! error naming it.
 
 #[path = "support/run.rs"]
 mod run_util;
@@ -9,6 +10,8 @@ mod run_util;
 use std::path::Path;
 
 use burn::backend::{Autodiff, Flex};
+use learner::config::Task;
+use learner::eval::{evaluate, EvalOptions};
 use learner::infer::Inference;
 use learner::train::setup::{train, TrainOptions};
 use run_util::{repo, tiny_config};
@@ -109,4 +112,32 @@ fn files_decode_and_bad_ones_are_named_errors() {
     assert!(err.contains("config.toml"), "{err}");
     std::fs::copy(run.join("config.toml"), lone.join("config.toml")).unwrap();
     Inference::<Flex>::load(&lone, &Default::default()).unwrap();
+
+    // Evaluating a manifest none of whose audio exists is an error naming it, not an empty report.
+    let manifest = d.join("nowhere.tsv");
+    std::fs::write(
+        &manifest,
+        "id\taudio\tn_frames\ttgt_text\tspeaker\tsrc_text\nu1\tmissing.wav\t100\tHallo.\ts\tHello.\n",
+    )
+    .unwrap();
+    let err = evaluate::<Flex>(
+        &EvalOptions {
+            checkpoint: checkpoint.clone(),
+            manifest: manifest.clone(),
+            tokenizer: None,
+            eval: Default::default(),
+            task: Task::Transcript,
+            feature_cache: d.join("cache"),
+            out: d.join("eval"),
+            progress: false,
+            precision: Default::default(),
+        },
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(&manifest.display().to_string()) && err.contains("nothing to decode"),
+        "{err}"
+    );
 }
