@@ -10,8 +10,9 @@
 //! over a few kilobytes: RoPE on `q_R` and `k_R`, the latent's LayerNorm, the hyper-network's
 //! merge weight `w = sigmoid(fc_c(PE(chunk)) · fc_p(c))` (Eq. 13), the cache update `ĉ += w c`
 //! in place (Sec. 4.3), and the attention over the cache by the [`fused`](crate::fused) kernel.
-//! The whole step runs on one pool thread (`rayon::scope`), so its parallel parts split by work
-//! stealing rather than each waking the pool from outside.
+//! With enough rows the whole step runs on one pool thread (`rayon::scope`), so its parallel
+//! parts split by work stealing rather than each waking the pool from outside; with fewer than
+//! [`PARALLEL_PAIRS`] (row, K/V head) pairs it stays on the calling thread.
 //! Other backends, other float types, and `set_fused_decode(false)` take the op-by-op step.
 
 use std::any::TypeId;
@@ -39,10 +40,21 @@ pub(crate) fn latent_step<B: Backend>(
     if !applies(x, cache.slots.view().dtype()) {
         return None;
     }
-    // The whole step on one pool thread: its parallel parts then split by work stealing,
-    // instead of each waking the pool from outside and putting the caller to sleep.
-    Some(rayon::scope(|_| fused_step(layer, x, positions, cache)))
+    // One K/V head (the latent slots).
+    let parallel = x.dims()[0] >= PARALLEL_PAIRS;
+    // On the pool, the whole step on one pool thread: its parallel parts then split by work
+    // stealing, instead of each waking the pool from outside and putting the caller to sleep.
+    Some(match parallel {
+        true => rayon::scope(|_| fused_step(layer, x, positions, cache, true)),
+        false => fused_step(layer, x, positions, cache, false),
+    })
 }
+
+/// (row, K/V head) pairs, the attention's tasks, from which a step uses the pool. With fewer,
+/// handing work to the pool and back costs more than it saves: MTLA s = 2 at the paper's dims,
+/// one row, T 1024, 0.39-0.48 ms a step with the pool (3 rounds), 0.29-0.33 ms without; MHA with
+/// one row (8 pairs) 0.30-0.47 ms with, 0.48-0.59 ms without.
+const PARALLEL_PAIRS: usize = 4;
 
 /// Whether a fused step applies: the CPU backend, fused decoding on, an f32 input and cache.
 fn applies<B: Backend>(x: &Tensor<B, 3>, cache: DType) -> bool {
@@ -58,6 +70,7 @@ fn fused_step<B: Backend>(
     x: &Tensor<B, 3>,
     positions: &Tensor<B, 2>,
     cache: &mut LatentCache<B>,
+    parallel: bool,
 ) -> Tensor<B, 3> {
     let [batch, _, _] = x.dims();
     let (heads, nope, d_r) = (
@@ -71,8 +84,8 @@ fn fused_step<B: Backend>(
         .get_or_insert_with(|| layer.absorbed().materialized())
         .clone();
     let (projection, input) = layer.query_input(x.clone());
-    let q = dense(projection, host(input).storage());
-    let kv = dense(&layer.wkv_a, host(x.clone()).storage());
+    let q = dense(projection, host(input).storage(), parallel);
+    let kv = dense(&layer.wkv_a, host(x.clone()).storage(), parallel);
     let positions = host(positions.clone());
     let positions = positions.storage::<f32>();
 
@@ -114,8 +127,8 @@ fn fused_step<B: Backend>(
             .chunks_exact(r + d_r)
             .flat_map(|s| s[..r].iter().copied())
             .collect();
-        let position = dense(&hypernet.fc_c, &embedded);
-        let latent = dense(&hypernet.fc_p, &latents);
+        let position = dense(&hypernet.fc_c, &embedded, parallel);
+        let latent = dense(&hypernet.fc_p, &latents, parallel);
         let low_rank = latent.len() / batch;
         for (b, slot) in slot.chunks_exact_mut(r + d_r).enumerate() {
             let distinct = indices.partition_point(|i| i.total_cmp(&of_row[b]).is_lt());
@@ -154,7 +167,7 @@ fn fused_step<B: Backend>(
     // Latent queries `[q_nope W_UK ‖ q_R]` `[batch, heads, r + d_R]` over the slots, which are
     // also the values (Eq. 12).
     let w_uk = host(absorbed.w_uk);
-    let q_latent = products(&q_nope, w_uk.storage(), None, heads, nope, r);
+    let q_latent = products(&q_nope, w_uk.storage(), None, heads, nope, r, parallel);
     let mut queries = vec![0.0f32; batch * heads * (r + d_r)];
     for (i, query) in queries.chunks_exact_mut(r + d_r).enumerate() {
         let (b, h) = (i / heads, i % heads);
@@ -171,6 +184,7 @@ fn fused_step<B: Backend>(
         d_k: r + d_r,
         d_v: r,
         scale: layer.scale() as f32,
+        parallel,
     };
     let keys = view(&slots).expect("an f32 cache with a contiguous last axis");
     let latent = shape.attend(
@@ -190,19 +204,20 @@ fn fused_step<B: Backend>(
         head_major[(h * batch + b) * r..][..r].copy_from_slice(o);
     }
     let w_uv = host(absorbed.w_uv);
-    let values = products(&head_major, w_uv.storage(), None, heads, r, d_v);
+    let values = products(&head_major, w_uv.storage(), None, heads, r, d_v, parallel);
     let mut merged = vec![0.0f32; batch * heads * d_v];
     for (i, out) in merged.chunks_exact_mut(d_v).enumerate() {
         let (b, h) = (i / heads, i % heads);
         out.copy_from_slice(&values[(h * batch + b) * d_v..][..d_v]);
     }
-    let out = dense(&layer.wo, &merged);
+    let out = dense(&layer.wo, &merged, parallel);
     let d_model = out.len() / batch;
     tensor::<B, 3>(out, [batch, 1, d_model])
 }
 
-/// `x W (+ b)` of a linear layer for the rows `x` `[m, d_in]` (burn stores `W` as `[in, out]`).
-fn dense<B: Backend>(layer: &Linear<B>, x: &[f32]) -> Vec<f32> {
+/// `x W (+ b)` of a linear layer for the rows `x` `[m, d_in]` (burn stores `W` as `[in, out]`),
+/// on the pool if `parallel`.
+fn dense<B: Backend>(layer: &Linear<B>, x: &[f32], parallel: bool) -> Vec<f32> {
     let weight = host(layer.weight.val());
     let [d_in, d_out] = [weight.layout().shape()[0], weight.layout().shape()[1]];
     let bias = layer.bias.as_ref().map(|b| host(b.val()));
@@ -213,6 +228,7 @@ fn dense<B: Backend>(layer: &Linear<B>, x: &[f32]) -> Vec<f32> {
         1,
         d_in,
         d_out,
+        parallel,
     )
 }
 
@@ -229,54 +245,68 @@ pub(crate) fn kv_step<B: Backend>(
     if !applies(x, cache.keys.view().dtype()) {
         return None;
     }
-    Some(rayon::scope(|_| {
-        let [batch, _, _] = x.dims();
-        let (heads, kv_heads, d) = (layer.num_heads, layer.num_kv_heads, layer.head_dim);
-        let input = host(x.clone());
-        let mut q = dense(&layer.q_proj, input.storage());
-        let mut k = dense(&layer.k_proj, input.storage());
-        let v = dense(&layer.v_proj, input.storage());
-        let positions = host(positions.clone());
-        for (b, &position) in positions.storage::<f32>()[..batch].iter().enumerate() {
-            let rotation = Rotation::new(position, d, layer.rope_theta as f32);
-            for (rows, n) in [(&mut q, heads), (&mut k, kv_heads)] {
-                rows[b * n * d..][..n * d]
-                    .chunks_exact_mut(d)
-                    .for_each(|head| rotation.rotate(head));
-            }
+    let parallel = x.dims()[0] * layer.num_kv_heads >= PARALLEL_PAIRS;
+    Some(match parallel {
+        true => rayon::scope(|_| fused_kv_step(layer, x, positions, cache, true)),
+        false => fused_kv_step(layer, x, positions, cache, false),
+    })
+}
+
+/// [`kv_step`] once it applies.
+fn fused_kv_step<B: Backend>(
+    layer: &MultiHeadAttention<B>,
+    x: &Tensor<B, 3>,
+    positions: &Tensor<B, 2>,
+    cache: &mut KvCache<B>,
+    parallel: bool,
+) -> Tensor<B, 3> {
+    let [batch, _, _] = x.dims();
+    let (heads, kv_heads, d) = (layer.num_heads, layer.num_kv_heads, layer.head_dim);
+    let input = host(x.clone());
+    let mut q = dense(&layer.q_proj, input.storage(), parallel);
+    let mut k = dense(&layer.k_proj, input.storage(), parallel);
+    let v = dense(&layer.v_proj, input.storage(), parallel);
+    let positions = host(positions.clone());
+    for (b, &position) in positions.storage::<f32>()[..batch].iter().enumerate() {
+        let rotation = Rotation::new(position, d, layer.rope_theta as f32);
+        for (rows, n) in [(&mut q, heads), (&mut k, kv_heads)] {
+            rows[b * n * d..][..n * d]
+                .chunks_exact_mut(d)
+                .for_each(|head| rotation.rotate(head));
         }
-        cache.keys.push(tensor::<B, 4>(k, [batch, kv_heads, 1, d]));
-        cache
-            .values
-            .push(tensor::<B, 4>(v, [batch, kv_heads, 1, d]));
-        if let Some(bias) = cache.slot_bias.as_mut() {
-            bias.push(Tensor::zeros([batch, 1, 1, 1], &x.device()));
-        }
-        let (keys, values) = (primitive(cache.keys.view()), primitive(cache.values.view()));
-        let bias = cache.slot_bias.as_ref().map(|b| host(b.view()));
-        let shape = Decode {
-            heads,
-            kv_heads,
-            t: cache.keys.len(),
-            d_k: d,
-            d_v: d,
-            scale: (d as f32).powf(-0.5),
-        };
-        let layout = "an f32 cache with a contiguous last axis";
-        // `[batch, heads, d]`: the heads already side by side, as `W_O` takes them.
-        let heads_out = shape.attend(
-            &q,
-            &view(&keys).expect(layout),
-            &view(&values).expect(layout),
-            bias.as_ref().map(|b| SlotBias {
-                data: b.storage(),
-                per_row: b.layout().shape()[0] != 1,
-            }),
-        );
-        let out = dense(&layer.out_proj, &heads_out);
-        let d_model = out.len() / batch;
-        tensor::<B, 3>(out, [batch, 1, d_model])
-    }))
+    }
+    cache.keys.push(tensor::<B, 4>(k, [batch, kv_heads, 1, d]));
+    cache
+        .values
+        .push(tensor::<B, 4>(v, [batch, kv_heads, 1, d]));
+    if let Some(bias) = cache.slot_bias.as_mut() {
+        bias.push(Tensor::zeros([batch, 1, 1, 1], &x.device()));
+    }
+    let (keys, values) = (primitive(cache.keys.view()), primitive(cache.values.view()));
+    let bias = cache.slot_bias.as_ref().map(|b| host(b.view()));
+    let shape = Decode {
+        heads,
+        kv_heads,
+        t: cache.keys.len(),
+        d_k: d,
+        d_v: d,
+        scale: (d as f32).powf(-0.5),
+        parallel,
+    };
+    let layout = "an f32 cache with a contiguous last axis";
+    // `[batch, heads, d]`: the heads already side by side, as `W_O` takes them.
+    let heads_out = shape.attend(
+        &q,
+        &view(&keys).expect(layout),
+        &view(&values).expect(layout),
+        bias.as_ref().map(|b| SlotBias {
+            data: b.storage(),
+            per_row: b.layout().shape()[0] != 1,
+        }),
+    );
+    let out = dense(&layer.out_proj, &heads_out, parallel);
+    let d_model = out.len() / batch;
+    tensor::<B, 3>(out, [batch, 1, d_model])
 }
 
 /// `t` (a tensor of the CPU backend) as its flex primitive, as laid out (a view stays a view).
@@ -396,10 +426,12 @@ mod tests {
     #[test]
     fn fused_kv_step_matches_the_op_by_op_step() {
         let device = Default::default();
-        for (kind, kv_heads, bias) in [
-            (AttentionKind::Mha, 4, true),
-            (AttentionKind::Gqa, 2, false),
-            (AttentionKind::Mqa, 1, true),
+        // 3 (row, K/V head) pairs stay on the calling thread, more use the pool (`PARALLEL_PAIRS`).
+        for (kind, kv_heads, bias, batch) in [
+            (AttentionKind::Mha, 4, true, 3),
+            (AttentionKind::Gqa, 2, false, 1),
+            (AttentionKind::Mqa, 1, true, 3),
+            (AttentionKind::Mqa, 1, true, 5),
         ] {
             let config = AttentionConfig {
                 kind,
@@ -412,8 +444,8 @@ mod tests {
             let Attention::Mha(layer) = config.init::<B>(&device).unwrap() else {
                 panic!("an MHA kind")
             };
-            let (x, positions) = inputs(3, 12, 32);
-            let padding = KeyPadding::from_lengths(&[4, 2, 5], 5);
+            let (x, positions) = inputs(batch, 12, 32);
+            let padding = KeyPadding::from_lengths(&[4, 2, 5, 5, 1][..batch], 5);
             for padding in [None, Some(&padding)] {
                 let start = || {
                     let cache = layer.cache_prefix(
@@ -462,17 +494,19 @@ mod tests {
 
     /// The fused step and the op-by-op step give the same outputs and caches, step after step
     /// (chunks opened and merged into), for MLA and MTLA s = 2, 3, with and without a low-rank
-    /// query, biases and a padded prefix (hidden slots, an all-padding last chunk).
+    /// query, biases and a padded prefix (hidden slots, an all-padding last chunk), on the calling
+    /// thread and on the pool.
     #[test]
     fn fused_step_matches_the_op_by_op_step() {
         let device = Default::default();
+        // 3 rows stay on the calling thread, 5 use the pool (`PARALLEL_PAIRS`).
         let variants = [
-            (AttentionKind::Mla, 1, 0, false),
-            (AttentionKind::Mtla, 2, 0, true),
-            (AttentionKind::Mtla, 3, 12, false),
-            (AttentionKind::Mtla, 2, 12, true),
+            (AttentionKind::Mla, 1, 0, false, 3),
+            (AttentionKind::Mtla, 2, 0, true, 5),
+            (AttentionKind::Mtla, 3, 12, false, 3),
+            (AttentionKind::Mtla, 2, 12, true, 5),
         ];
-        for (kind, down_rate, q_lora_rank, bias) in variants {
+        for (kind, down_rate, q_lora_rank, bias, batch) in variants {
             let config = AttentionConfig {
                 kind,
                 d_model: 32,
@@ -490,10 +524,10 @@ mod tests {
             let Attention::Latent(layer) = config.init::<B>(&device).unwrap() else {
                 panic!("a latent kind")
             };
-            let (batch, prefix, steps) = (3, 5, 7);
+            let (prefix, steps) = (5, 7);
             let (x, positions) = inputs(batch, prefix + steps, 32);
             // Row 1's prefix ends in padding, row 2 has none.
-            let padding = KeyPadding::from_lengths(&[4, 2, 5], prefix);
+            let padding = KeyPadding::from_lengths(&[4, 2, 5, 5, 1][..batch], prefix);
             let start = |padding| {
                 layer
                     .cache_prefix(

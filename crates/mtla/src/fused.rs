@@ -84,6 +84,7 @@ pub fn decode_attention<B: Backend>(
         d_k,
         d_v,
         scale,
+        parallel: true,
     };
     let out = shape.attend(&qv.data[qv.offset..][..batch * heads * d_k], &kv, &vv, bias);
     let data = TensorData::new(out, [batch, heads, 1, d_v]);
@@ -107,42 +108,47 @@ pub(crate) struct Decode {
     pub d_k: usize,
     pub d_v: usize,
     pub scale: f32,
+    /// One task per (row, K/V head) pair on the pool, or all on the calling thread.
+    pub parallel: bool,
 }
 
 impl Decode {
     /// Outputs `[batch, heads, d_v]` for queries `q` `[batch, heads, d_k]` (contiguous) over the
-    /// cache `k`, `v` read in place; one task per (row, K/V head) pair, on all cores.
+    /// cache `k`, `v` read in place; one task per (row, K/V head) pair.
     pub(crate) fn attend(&self, q: &[f32], k: &View, v: &View, bias: Option<SlotBias>) -> Vec<f32> {
         let (heads, kv_heads, t, d_k, d_v) =
             (self.heads, self.kv_heads, self.t, self.d_k, self.d_v);
         let batch = q.len() / (heads * d_k);
         let group = heads / kv_heads;
         let mut out = vec![0.0f32; batch * heads * d_v];
-        out.par_chunks_mut(group * d_v)
-            .enumerate()
-            .for_each(|(pair, out)| {
-                let (b, h) = (pair / kv_heads, pair % kv_heads);
-                let task = Pair {
-                    q: &q[(b * heads + h * group) * d_k..][..group * d_k],
-                    k: (
-                        k.data,
-                        k.offset + b * k.strides[0] + h * k.strides[1],
-                        k.strides[2],
-                    ),
-                    v: (
-                        v.data,
-                        v.offset + b * v.strides[0] + h * v.strides[1],
-                        v.strides[2],
-                    ),
-                    bias: bias.map(|s| &s.data[if s.per_row { b * t } else { 0 }..][..t]),
-                    group,
-                    d_k,
-                    d_v,
-                    t,
-                    scale: self.scale,
-                };
-                task.run(out);
-            });
+        let task = |(pair, out): (usize, &mut [f32])| {
+            let (b, h) = (pair / kv_heads, pair % kv_heads);
+            let task = Pair {
+                q: &q[(b * heads + h * group) * d_k..][..group * d_k],
+                k: (
+                    k.data,
+                    k.offset + b * k.strides[0] + h * k.strides[1],
+                    k.strides[2],
+                ),
+                v: (
+                    v.data,
+                    v.offset + b * v.strides[0] + h * v.strides[1],
+                    v.strides[2],
+                ),
+                bias: bias.map(|s| &s.data[if s.per_row { b * t } else { 0 }..][..t]),
+                group,
+                d_k,
+                d_v,
+                t,
+                scale: self.scale,
+            };
+            task.run(out);
+        };
+        if self.parallel {
+            out.par_chunks_mut(group * d_v).enumerate().for_each(task);
+        } else {
+            out.chunks_mut(group * d_v).enumerate().for_each(task);
+        }
         out
     }
 }

@@ -18,7 +18,8 @@ const PARALLEL_MIN: usize = 1 << 18;
 
 /// `y[g] = x[g] W[g] (+ b)` for `groups` independent products (e.g. one per head): `x` `[groups, m, k]`,
 /// `w` `[groups, k, n]` (row-major, as burn stores a linear's weight `[in, out]`), `bias` `[n]`
-/// shared by the groups; returns `y` `[groups, m, n]`.
+/// shared by the groups; returns `y` `[groups, m, n]`. On the pool only if `parallel` (and the
+/// product is large enough), else on the calling thread.
 pub(crate) fn products(
     x: &[f32],
     w: &[f32],
@@ -26,6 +27,7 @@ pub(crate) fn products(
     groups: usize,
     k: usize,
     n: usize,
+    parallel: bool,
 ) -> Vec<f32> {
     let m = x.len() / (groups * k);
     assert_eq!(x.len(), groups * m * k, "x must be [groups, m, k]");
@@ -45,7 +47,7 @@ pub(crate) fn products(
         task.run(m)
     };
     let jobs = groups * blocks;
-    let columns: Vec<Vec<f32>> = if groups * m * k * n >= PARALLEL_MIN {
+    let columns: Vec<Vec<f32>> = if parallel && groups * m * k * n >= PARALLEL_MIN {
         (0..jobs).into_par_iter().map(block).collect()
     } else {
         (0..jobs).map(block).collect()
@@ -259,7 +261,7 @@ mod tests {
             let w: Vec<f32> = (0..groups * k * n).map(|i| value(i + 17)).collect();
             let b: Vec<f32> = (0..n).map(|i| value(i + 5)).collect();
             for bias in [None, Some(b.as_slice())] {
-                let y = products(&x, &w, bias, groups, k, n);
+                let y = products(&x, &w, bias, groups, k, n, m > 8);
                 for g in 0..groups {
                     for i in 0..m {
                         for j in 0..n {
