@@ -40,14 +40,21 @@ pub(crate) fn latent_step<B: Backend>(
     if !applies(x, cache.slots.view().dtype()) {
         return None;
     }
-    // One K/V head (the latent slots).
-    let parallel = x.dims()[0] >= PARALLEL_PAIRS;
-    // On the pool, the whole step on one pool thread: its parallel parts then split by work
-    // stealing, instead of each waking the pool from outside and putting the caller to sleep.
-    Some(match parallel {
-        true => rayon::scope(|_| fused_step(layer, x, positions, cache, true)),
-        false => fused_step(layer, x, positions, cache, false),
-    })
+    // One K/V head (the latent slots) per row.
+    Some(run(x.dims()[0], |parallel| {
+        fused_step(layer, x, positions, cache, parallel)
+    }))
+}
+
+/// Runs `step(parallel)`: for `pairs` (row, K/V head) pairs from [`PARALLEL_PAIRS`] on, the
+/// whole step on one pool thread, so that its parallel parts split by work stealing instead of
+/// each waking the pool from outside and putting the caller to sleep; else on this thread.
+fn run<T: Send>(pairs: usize, step: impl FnOnce(bool) -> T + Send) -> T {
+    if pairs >= PARALLEL_PAIRS {
+        rayon::scope(|_| step(true))
+    } else {
+        step(false)
+    }
 }
 
 /// (row, K/V head) pairs, the attention's tasks, from which a step uses the pool. With fewer,
@@ -245,11 +252,9 @@ pub(crate) fn kv_step<B: Backend>(
     if !applies(x, cache.keys.view().dtype()) {
         return None;
     }
-    let parallel = x.dims()[0] * layer.num_kv_heads >= PARALLEL_PAIRS;
-    Some(match parallel {
-        true => rayon::scope(|_| fused_kv_step(layer, x, positions, cache, true)),
-        false => fused_kv_step(layer, x, positions, cache, false),
-    })
+    Some(run(x.dims()[0] * layer.num_kv_heads, |parallel| {
+        fused_kv_step(layer, x, positions, cache, parallel)
+    }))
 }
 
 /// [`kv_step`] once it applies.
