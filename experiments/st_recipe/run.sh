@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Issue 11's ST stage: the encoder from an ASR run of experiments/asr_recipe, then ST training.
 #   CORPUS=DIR ASR=runs/asr_recipe/NAME bash experiments/st_recipe/run.sh [NAME [TRAIN ARGS...]]
-# NAME base: encoder from $ASR; NAME scratch: the control, a fresh encoder (no ASR stage).
+# NAME base: encoder from $ASR; NAME scratch: the control, a fresh encoder (no ASR stage);
+# NAME data34k: encoder from the shipped models/asr (WER 39.7 %), the 34093-pair corpus
+# (mtla-st corpus build --n 35093), validation every 1000 updates, TIME_LIMIT minutes in all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -10,14 +12,20 @@ ASR=${ASR:-runs/asr_recipe/base}
 NAME=${1:-base}
 shift || true
 init=(--set "model.encoder_init=\"$PWD/$ASR/checkpoints/best.safetensors\"")
+extra=()
 [ "$NAME" = scratch ] && init=()
+if [ "$NAME" = data34k ]; then
+  init=(--set "model.encoder_init=\"$PWD/models/asr/model.safetensors\"")
+  extra=(--set train.warmup_updates=1000 --set train.validate_every_updates=1000
+    --set train.max_updates=80000 --set "train.time_limit_minutes=${TIME_LIMIT:-120}")
+fi
 OUT=runs/st_recipe
 mkdir -p "$OUT" experiments/st_recipe/logs
 [ -x "$BIN" ] || cargo build --release -p mtla-st
 resume=""
 [ -f "$OUT/$NAME/checkpoints/state.json" ] && resume="--resume"
 # shellcheck disable=SC2086
-"$BIN" train --config experiments/st_recipe/config.toml --out "$OUT/$NAME" $resume "${init[@]}" "$@" \
+"$BIN" train --config experiments/st_recipe/config.toml --out "$OUT/$NAME" $resume "${init[@]}" "${extra[@]}" "$@" \
   --set "data.train=\"$CORPUS/train.tsv\"" --set "data.valid=\"$CORPUS/dev.tsv\"" 2>&1 \
   | grep -v "^train epoch" | tee "$OUT/$NAME.console.txt"
 "$BIN" eval --checkpoint "$OUT/$NAME/checkpoints/best.safetensors" --manifest "$CORPUS/test.tsv" \

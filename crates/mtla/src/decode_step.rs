@@ -19,7 +19,7 @@ use std::any::TypeId;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 
@@ -29,6 +29,7 @@ use crate::fused::{view, Decode, SlotBias};
 use crate::mha::MultiHeadAttention;
 use crate::mtla::{next_chunk_index, Mtla};
 use crate::skinny::products;
+use crate::{hypernet, layer_norm, rope};
 
 /// The fused step (see the module doc); `None`, with nothing changed, when it does not apply.
 pub(crate) fn latent_step<B: Backend>(
@@ -341,7 +342,7 @@ struct Rotation {
 
 impl Rotation {
     fn new(position: f32, dim: usize, theta: f32) -> Self {
-        let angle = |k: usize| position * (1.0 / theta.powf((2 * k) as f32 / dim as f32));
+        let angle = |k: usize| position * rope::frequency(k, dim, theta);
         Self {
             cos: (0..dim / 2).map(|k| angle(k).cos()).collect(),
             sin: (0..dim / 2).map(|k| angle(k).sin()).collect(),
@@ -368,7 +369,6 @@ impl Rotation {
 struct Norm {
     gamma: FlexTensor,
     beta: Option<FlexTensor>,
-    epsilon: f32,
 }
 
 impl Norm {
@@ -376,16 +376,11 @@ impl Norm {
         Self {
             gamma: host(norm.gamma.val()),
             beta: norm.beta.as_ref().map(|b| host(b.val())),
-            // Every LayerNorm of this workspace is `LayerNormConfig::new(d)` (see `layer_norm`).
-            epsilon: LayerNormConfig::new(1).epsilon as f32,
         }
     }
 
     fn apply(&self, x: &[f32], out: &mut [f32]) {
-        let n = x.len() as f32;
-        let mean = x.iter().sum::<f32>() / n;
-        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-        let inv = 1.0 / (var + self.epsilon).sqrt();
+        let (mean, inv) = layer_norm::moments(x);
         let gamma = self.gamma.storage::<f32>();
         for ((o, v), g) in out.iter_mut().zip(x).zip(gamma) {
             *o = (v - mean) * inv * g;
@@ -401,10 +396,11 @@ impl Norm {
 /// The hyper-network's interleaved sinusoidal embedding of one chunk index, as
 /// [`hypernet::sinusoidal`](crate::hypernet::sinusoidal).
 fn sinusoidal(position: f32, dim: usize) -> Vec<f32> {
-    let scale = -(10000.0f32).ln() / dim as f32;
-    (0..dim)
-        .map(|c| {
-            let angle = position * ((c / 2 * 2) as f32 * scale).exp();
+    hypernet::frequencies(dim)
+        .into_iter()
+        .enumerate()
+        .map(|(c, frequency)| {
+            let angle = position * frequency;
             if c % 2 == 0 {
                 angle.sin()
             } else {

@@ -49,14 +49,20 @@ impl<B: Backend> HyperNetwork<B> {
     }
 }
 
+/// The angular frequency of each channel of [`sinusoidal`]: `exp(−2k ln(10000) / dim)` for
+/// channels `2k` and `2k + 1`.
+pub(crate) fn frequencies(dim: usize) -> Vec<f32> {
+    let scale = -(10000.0f32).ln() / dim as f32;
+    (0..dim)
+        .map(|c| ((c / 2 * 2) as f32 * scale).exp())
+        .collect()
+}
+
 /// Sinusoidal embedding `[rows, time, dim]` of float positions `[rows, time]`:
 /// `pe[2k] = sin(p * exp(-2k ln(10000) / dim))`, `pe[2k+1] = cos(...)` (interleaved), computed
 /// as `sin(a) * even + cos(a) * odd` over pair-duplicated angles (exact, and no interleaving copy).
 pub fn sinusoidal<B: Backend>(positions: Tensor<B, 2>, dim: usize) -> Tensor<B, 3> {
-    let scale = -(10000.0f32).ln() / dim as f32;
-    let div: Vec<f32> = (0..dim)
-        .map(|c| ((c / 2 * 2) as f32 * scale).exp())
-        .collect();
+    let div = frequencies(dim);
     let even: Vec<f32> = (0..dim).map(|c| f32::from(c % 2 == 0)).collect();
     let odd: Vec<f32> = even.iter().map(|e| 1.0 - e).collect();
     let device = positions.device();

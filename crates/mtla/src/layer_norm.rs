@@ -52,8 +52,7 @@ fn cpu_layer_norm<B: Backend, const D: usize>(
     let xa = ad(x.clone().into_primitive().tensor())?;
     let ga = ad(norm.gamma.val().into_primitive().tensor())?;
     let ba = ad(norm.beta.as_ref()?.val().into_primitive().tensor())?;
-    let epsilon = LayerNormConfig::new(1).epsilon as f32;
-    let (y, saved) = Normalized::forward(&xa.primitive, &ga.primitive, &ba.primitive, epsilon)?;
+    let (y, saved) = Normalized::forward(&xa.primitive, &ga.primitive, &ba.primitive)?;
     let out: AdPrimitive = match LayerNormGrad
         .prepare::<NoCheckpointing>([xa.node.clone(), ga.node.clone(), ba.node.clone()])
         .compute_bound()
@@ -63,6 +62,20 @@ fn cpu_layer_norm<B: Backend, const D: usize>(
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     Some(back(out))
+}
+
+/// The `ε` of every LayerNorm of this workspace: `LayerNorm` keeps its own private, and all are
+/// built from `LayerNormConfig::new(d)`.
+pub(crate) fn epsilon() -> f32 {
+    LayerNormConfig::new(1).epsilon as f32
+}
+
+/// A row's mean `μ` and inverse deviation `1 / sqrt(σ² + ε)`.
+pub(crate) fn moments(x: &[f32]) -> (f32, f32) {
+    let d = x.len();
+    let mean = lane_sum(d, |c| x[c]) / d as f32;
+    let var = lane_sum(d, |c| (x[c] - mean) * (x[c] - mean)) / d as f32;
+    (mean, 1.0 / (var + epsilon()).sqrt())
 }
 
 /// `Σ_{c < n} f(c)` in [`LANES`] interleaved partial sums, which the compiler keeps in vector
@@ -96,7 +109,6 @@ impl Normalized {
         x: &FlexTensor,
         gamma: &FlexTensor,
         beta: &FlexTensor,
-        epsilon: f32,
     ) -> Option<(FlexTensor, Self)> {
         if x.dtype() != DType::F32 {
             return None;
@@ -125,9 +137,8 @@ impl Normalized {
                     .zip(inv_std.iter_mut())
                     .zip(x.chunks(d))
                 {
-                    let mean = lane_sum(d, |c| x[c]) / d as f32;
-                    let var = lane_sum(d, |c| (x[c] - mean) * (x[c] - mean)) / d as f32;
-                    *inv = 1.0 / (var + epsilon).sqrt();
+                    let mean;
+                    (mean, *inv) = moments(x);
                     for c in 0..d {
                         x_hat[c] = (x[c] - mean) * *inv;
                         y[c] = x_hat[c] * gamma[c] + beta[c];

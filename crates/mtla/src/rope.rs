@@ -43,7 +43,7 @@ impl<B: Backend> Rope<B> {
         // sin(-a) = -sin(a) carries the sign (cos is even).
         let signed: Vec<f32> = (0..dim)
             .map(|c| {
-                let f = 1.0 / (theta as f32).powf((c / 2 * 2) as f32 / dim as f32);
+                let f = frequency(c / 2, dim, theta as f32);
                 if c % 2 == 0 {
                     -f
                 } else {
@@ -104,6 +104,11 @@ impl<B: Backend> Rope<B> {
         };
         x * cos + swapped * sin
     }
+}
+
+/// The angular frequency of channel pair `k` of `dim`: `θ^(−2k/dim)` (as the reference, in f32).
+pub(crate) fn frequency(k: usize, dim: usize, theta: f32) -> f32 {
+    1.0 / theta.powf((2 * k) as f32 / dim as f32)
 }
 
 /// The rotation as one pass (and one graph node) on the CPU backend; `None` on other backends,
