@@ -380,7 +380,7 @@ impl Norm {
     }
 
     fn apply(&self, x: &[f32], out: &mut [f32]) {
-        let (mean, inv) = layer_norm::moments(x);
+        let (mean, inv) = layer_norm::moments(x, layer_norm::epsilon());
         let gamma = self.gamma.storage::<f32>();
         for ((o, v), g) in out.iter_mut().zip(x).zip(gamma) {
             *o = (v - mean) * inv * g;

@@ -71,11 +71,11 @@ pub(crate) fn epsilon() -> f32 {
 }
 
 /// A row's mean `μ` and inverse deviation `1 / sqrt(σ² + ε)`.
-pub(crate) fn moments(x: &[f32]) -> (f32, f32) {
+pub(crate) fn moments(x: &[f32], epsilon: f32) -> (f32, f32) {
     let d = x.len();
     let mean = lane_sum(d, |c| x[c]) / d as f32;
     let var = lane_sum(d, |c| (x[c] - mean) * (x[c] - mean)) / d as f32;
-    (mean, 1.0 / (var + epsilon()).sqrt())
+    (mean, 1.0 / (var + epsilon).sqrt())
 }
 
 /// `Σ_{c < n} f(c)` in [`LANES`] interleaved partial sums, which the compiler keeps in vector
@@ -122,6 +122,7 @@ impl Normalized {
         let x = x.to_contiguous();
         let xs: &[f32] = x.storage();
         let rows = xs.len() / d;
+        let epsilon = epsilon();
         let mut x_hat = vec![0.0f32; rows * d];
         let mut inv_std = vec![0.0f32; rows];
         let mut y = vec![0.0f32; rows * d];
@@ -138,7 +139,7 @@ impl Normalized {
                     .zip(x.chunks(d))
                 {
                     let mean;
-                    (mean, *inv) = moments(x);
+                    (mean, *inv) = moments(x, epsilon);
                     for c in 0..d {
                         x_hat[c] = (x[c] - mean) * *inv;
                         y[c] = x_hat[c] * gamma[c] + beta[c];
