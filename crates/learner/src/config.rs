@@ -226,12 +226,12 @@ impl ExperimentConfig {
             .map_err(|e: toml::de::Error| fail(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.data.rebase(base);
-        if let Some(p) = config.train.init_from.take() {
-            config.train.init_from = Some(if p.is_relative() { base.join(p) } else { p });
-        }
-        if let Some(p) = config.model.encoder_init.take() {
-            config.model.encoder_init = Some(if p.is_relative() { base.join(p) } else { p });
-        }
+        config
+            .train
+            .init_from
+            .iter_mut()
+            .chain(config.model.encoder_init.iter_mut())
+            .for_each(|p| rebase(p, base));
         config.model = config
             .model
             .resolved()
@@ -306,15 +306,19 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> std::result::Res
     Ok(())
 }
 
+/// Makes `p`, if relative to `base` (the config file's folder), absolute, so that the resolved
+/// config a run writes next to its outputs still names the same files when read from there.
+fn rebase(p: &mut PathBuf, base: &Path) {
+    if p.is_relative() {
+        let joined = base.join(&*p);
+        *p = std::path::absolute(&joined).unwrap_or(joined);
+    }
+}
+
 impl DataConfig {
     /// Makes every relative path relative to `base` (the config file's folder), absolute.
     fn rebase(&mut self, base: &Path) {
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                let joined = base.join(&*p);
-                *p = std::path::absolute(&joined).unwrap_or(joined);
-            }
-        };
+        let fix = |p: &mut PathBuf| rebase(p, base);
         fix(&mut self.train);
         fix(&mut self.valid);
         fix(&mut self.feature_cache);
@@ -365,5 +369,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("down_rate"));
+    }
+
+    /// A run writes its resolved config next to its outputs and `--resume` / `eval` read it
+    /// from there: the checkpoints it names must be the same files, also when the original
+    /// config was given by a relative path (this once made `encoder_init` relative to the
+    /// working directory, so the stored config named a file inside the run folder).
+    #[test]
+    fn checkpoint_paths_survive_the_written_config() {
+        let dir = tempfile::tempdir_in(".").unwrap();
+        let relative = Path::new(dir.path().file_name().unwrap());
+        std::fs::write(
+            relative.join("c.toml"),
+            "[model]\nencoder_init = \"enc.safetensors\"\n\
+             [train]\nmax_updates = 1\ninit_from = \"../init.safetensors\"\n",
+        )
+        .unwrap();
+        let c = ExperimentConfig::load(&relative.join("c.toml")).unwrap();
+        let expected = |p: &str| std::path::absolute(relative.join(p)).unwrap();
+        assert_eq!(c.model.encoder_init, Some(expected("enc.safetensors")));
+        assert_eq!(c.train.init_from, Some(expected("../init.safetensors")));
+        let run = relative.join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::write(run.join("config.toml"), c.to_toml()).unwrap();
+        let stored = ExperimentConfig::load(&run.join("config.toml")).unwrap();
+        assert_eq!(stored.model, c.model);
+        assert_eq!(stored.train.init_from, c.train.init_from);
     }
 }
