@@ -5,7 +5,8 @@
 #   SEEDS=1,2 trains every variant once per seed and adds each variant's mean and range;
 #   PARALLEL_SEEDS=1 trains the seeds concurrently, one process of one thread each, which on this
 #   2-core CPU gives 1.39x the updates/s of one 2-thread process (4.31 vs 3.10, ASR, 200 updates);
-#   the joint comparison then reuses the finished runs and decodes on a quiet machine)
+#   the joint comparison then reuses the finished runs and decodes on a quiet machine; each
+#   seed's process decodes its runs too, under load, ~0.5 min a run: only the joint decode is kept)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=$1

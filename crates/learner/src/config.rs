@@ -318,14 +318,11 @@ fn rebase(p: &mut PathBuf, base: &Path) {
 impl DataConfig {
     /// Makes every relative path relative to `base` (the config file's folder), absolute.
     fn rebase(&mut self, base: &Path) {
-        let fix = |p: &mut PathBuf| rebase(p, base);
-        fix(&mut self.train);
-        fix(&mut self.valid);
-        fix(&mut self.feature_cache);
-        self.test
-            .iter_mut()
+        [&mut self.train, &mut self.valid, &mut self.feature_cache]
+            .into_iter()
+            .chain(self.test.iter_mut())
             .chain(self.tokenizer.iter_mut())
-            .for_each(fix);
+            .for_each(|p| rebase(p, base));
     }
 }
 
