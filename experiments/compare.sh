@@ -5,8 +5,8 @@
 #   SEEDS=1,2 trains every variant once per seed and adds each variant's mean and range;
 #   PARALLEL_SEEDS=1 trains the seeds concurrently, one process of one thread each, which on this
 #   2-core CPU gives 1.39x the updates/s of one 2-thread process (4.31 vs 3.10, ASR, 200 updates);
-#   the joint comparison then reuses the finished runs and decodes on a quiet machine; each
-#   seed's process decodes its runs too, under load, ~0.5 min a run: only the joint decode is kept)
+#   the seeds' processes only train (`compare --train-only`); the joint comparison then reuses
+#   the finished runs and decodes them on a quiet machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=$1
@@ -25,7 +25,7 @@ if [ -n "${PARALLEL_SEEDS:-}" ] && [ -n "${SEEDS:-}" ]; then
   for seed in ${SEEDS//,/ }; do
     mkdir -p "runs/$NAME/seed$seed"
     RAYON_NUM_THREADS=1 "$BIN" compare --config "experiments/$NAME/config.toml" --variants "$VARIANTS" \
-      --seeds "$seed" --out "runs/$NAME/seed$seed" --average-best 5 "${set_data[@]}" \
+      --seeds "$seed" --out "runs/$NAME/seed$seed" --train-only "${set_data[@]}" \
       > "runs/$NAME/seed$seed.log" 2>&1 &
     pids+=($!)
   done

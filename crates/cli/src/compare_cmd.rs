@@ -1,11 +1,11 @@
-//! `mtla-st compare --config FILE --variants mtla2,mha [--out DIR]`: trains every attention
-//! variant with identical settings, evaluates them, and prints the comparison table.
+//! `mtla-st compare --config FILE --variants mtla2,mha [--out DIR] [--train-only]`: trains every
+//! attention variant with identical settings, evaluates them, and prints the comparison table.
 
 use std::path::PathBuf;
 
 use burn::backend::Autodiff;
 use burn::prelude::Backend;
-use learner::compare::compare;
+use learner::compare::{compare, train_variants};
 use learner::config::ExperimentConfig;
 
 use crate::backend::{run_on, BackendArgs, BackendKind, BackendTask};
@@ -28,6 +28,10 @@ pub struct CompareArgs {
     /// Average this many best checkpoints per run before evaluating.
     #[arg(long, default_value_t = 3)]
     pub average_best: usize,
+    /// Train (or resume) the runs and stop: no averaging, decoding or table. A later `compare`
+    /// over the same folder reuses the finished runs and evaluates them.
+    #[arg(long)]
+    pub train_only: bool,
     /// Override config values, e.g. --set train.max_updates=1000 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
@@ -41,6 +45,14 @@ impl BackendTask for Compare {
     type Output = ();
     fn run<B: Backend>(self, device: B::Device, _: BackendKind) -> anyhow::Result<()> {
         let Compare(args, config, out) = self;
+        if args.train_only {
+            let runs =
+                train_variants::<Autodiff<B>>(&config, &args.variants, &args.seeds, &out, device)?;
+            for run in runs {
+                println!("{} seed {}: {}", run.variant, run.seed, run.dir.display());
+            }
+            return Ok(());
+        }
         let comparison = compare::<Autodiff<B>>(
             &config,
             &args.variants,

@@ -46,9 +46,78 @@ pub struct Comparison {
     pub notes: Vec<String>,
 }
 
-/// Trains (or resumes, or reuses) every variant with every seed, averages each run's best
-/// `average_best` checkpoints and decodes `config.data.test`. Runs live under `out/<variant>`
-/// with one seed (the config's when `seeds` is empty) and `out/<variant>-seed<N>` with several.
+/// One training run of a comparison.
+#[derive(Debug, Clone)]
+pub struct VariantRun {
+    pub variant: String,
+    pub seed: u64,
+    /// Its run folder (`out/<variant>`, or `out/<variant>-seed<N>` with several seeds).
+    pub dir: PathBuf,
+}
+
+/// Trains (or resumes, or reuses when finished) every variant with every seed, seed-major, so
+/// that an interrupted comparison has every variant at the first seeds. Runs live under
+/// `out/<variant>` with one seed (the config's when `seeds` is empty) and
+/// `out/<variant>-seed<N>` with several. Nothing is evaluated: [`compare`] does that, and
+/// `mtla-st compare --train-only` stops here (e.g. to train seeds in concurrent processes and
+/// decode them all afterwards on a quiet machine).
+pub fn train_variants<B: AutodiffBackend>(
+    config: &ExperimentConfig,
+    variants: &[String],
+    seeds: &[u64],
+    out: &Path,
+    device: B::Device,
+) -> Result<Vec<VariantRun>> {
+    let seeds = if seeds.is_empty() {
+        vec![config.train.seed]
+    } else {
+        seeds.to_vec()
+    };
+    let mut runs = Vec::new();
+    for &seed in &seeds {
+        for variant in variants {
+            let (kind, s) = AttentionKind::parse_variant(variant)
+                .map_err(|e| LearnerError::Config(e.to_string()))?;
+            let mut cfg = config.clone();
+            cfg.model.decoder.attention.kind = kind;
+            cfg.model.decoder.attention.down_rate = s;
+            cfg.model = cfg.model.resolved()?;
+            cfg.train.seed = seed;
+            let dir = match seeds.len() {
+                1 => out.join(variant),
+                _ => out.join(format!("{variant}-seed{seed}")),
+            };
+            let state = CheckpointDir::new(&dir)?.load()?;
+            if state.as_ref().is_some_and(|s| s.finished) {
+                eprintln!(
+                    "== {variant}: reusing the finished run in {}",
+                    dir.display()
+                );
+            } else {
+                eprintln!("== {variant}: training in {}", dir.display());
+                train::<B>(
+                    &TrainOptions {
+                        config: cfg,
+                        out: dir.clone(),
+                        resume: state.is_some(),
+                        progress: true,
+                        precision: Default::default(),
+                    },
+                    device.clone(),
+                )?;
+            }
+            runs.push(VariantRun {
+                variant: variant.clone(),
+                seed,
+                dir,
+            });
+        }
+    }
+    Ok(runs)
+}
+
+/// Trains every run ([`train_variants`]), then averages each run's best `average_best`
+/// checkpoints and decodes `config.data.test` with it, and tables the results.
 pub fn compare<B: AutodiffBackend>(
     config: &ExperimentConfig,
     variants: &[String],
@@ -60,63 +129,25 @@ pub fn compare<B: AutodiffBackend>(
     let test = config.data.test.clone().ok_or_else(|| {
         LearnerError::Config("data.test must name the manifest to evaluate on".into())
     })?;
-    let seeds = if seeds.is_empty() {
-        vec![config.train.seed]
-    } else {
-        seeds.to_vec()
-    };
-    // Seed-major: an interrupted comparison has every variant at the first seeds.
-    let runs = seeds
-        .iter()
-        .flat_map(|&seed| variants.iter().map(move |v| (v, seed)));
     let mut rows = Vec::new();
-    for (variant, seed) in runs {
-        let (kind, s) = AttentionKind::parse_variant(variant)
-            .map_err(|e| LearnerError::Config(e.to_string()))?;
-        let mut cfg = config.clone();
-        cfg.model.decoder.attention.kind = kind;
-        cfg.model.decoder.attention.down_rate = s;
-        cfg.model = cfg.model.resolved()?;
-        cfg.train.seed = seed;
-        let run = match seeds.len() {
-            1 => out.join(variant),
-            _ => out.join(format!("{variant}-seed{seed}")),
-        };
-        let state = CheckpointDir::new(&run)?.load()?;
-        let finished = state.as_ref().is_some_and(|s| s.finished);
-        if finished {
-            eprintln!(
-                "== {variant}: reusing the finished run in {}",
-                run.display()
-            );
-        } else {
-            eprintln!("== {variant}: training in {}", run.display());
-            train::<B>(
-                &TrainOptions {
-                    config: cfg.clone(),
-                    out: run.clone(),
-                    resume: state.is_some(),
-                    progress: true,
-                    precision: Default::default(),
-                },
-                device.clone(),
-            )?;
-        }
-        let state = CheckpointDir::new(&run)?
+    for VariantRun { variant, seed, dir } in
+        train_variants::<B>(config, variants, seeds, out, device.clone())?
+    {
+        let state = CheckpointDir::new(&dir)?
             .load()?
             .expect("training committed a state");
-        let checkpoint = run.join("averaged.safetensors");
-        average_checkpoints(&best_checkpoints(&run, average_best)?, &checkpoint)?;
-        let run_cfg = ExperimentConfig::load(&run.join("config.toml"))?;
+        let checkpoint = dir.join("averaged.safetensors");
+        average_checkpoints(&best_checkpoints(&dir, average_best)?, &checkpoint)?;
+        let run_cfg = ExperimentConfig::load(&dir.join("config.toml"))?;
         let eval = evaluate::<B::InnerBackend>(
             &EvalOptions {
                 checkpoint: checkpoint.clone(),
                 manifest: test.clone(),
-                tokenizer: Some(run.join("tokenizer.json")),
+                tokenizer: Some(dir.join("tokenizer.json")),
                 eval: run_cfg.eval.clone(),
                 task: run_cfg.data.task,
                 feature_cache: run_cfg.data.feature_cache.clone(),
-                out: run.join("eval-test"),
+                out: dir.join("eval-test"),
                 progress: true,
                 precision: Default::default(),
             },
@@ -125,7 +156,7 @@ pub fn compare<B: AutodiffBackend>(
         let model =
             st_model::checkpoint::load::<B::InnerBackend>(&run_cfg.model, &checkpoint, &device)?;
         rows.push(CompareRow {
-            variant: variant.clone(),
+            variant,
             seed,
             parameters: burn::module::Module::num_params(&model),
             train_updates: state.updates,
