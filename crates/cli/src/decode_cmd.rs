@@ -24,6 +24,10 @@ pub struct DecodeArgs {
     /// Beam size (default: the model's eval.beam).
     #[arg(long)]
     pub beam: Option<usize>,
+    /// Joint CTC/attention decoding: weight of the CTC head's prefix score in [0, 1]
+    /// (default: the model's eval.ctc_weight).
+    #[arg(long)]
+    pub ctc_weight: Option<f64>,
     /// One JSON object per file with the audio and decoding seconds and tokens/s.
     #[arg(long)]
     pub json: bool,
@@ -40,8 +44,11 @@ impl BackendTask for Decode {
     /// Whether every file was decoded.
     type Output = bool;
     fn run<B: Backend>(self, device: B::Device, _: BackendKind) -> anyhow::Result<bool> {
-        let inference =
+        let mut inference =
             Inference::<B>::load(&self.model, &device)?.in_precision(self.args.backend.precision);
+        if let Some(w) = self.args.ctc_weight {
+            inference = inference.with_ctc_weight(w)?;
+        }
         let beam = self.args.beam.unwrap_or(inference.config().eval.beam);
         anyhow::ensure!(beam >= 1, "--beam must be >= 1");
         let mut all_ok = true;

@@ -31,6 +31,10 @@ pub struct EvalArgs {
     pub max_len_a: Option<f64>,
     #[arg(long)]
     pub max_len_b: Option<usize>,
+    /// Joint CTC/attention decoding: weight of the CTC head's prefix score in [0, 1] (0: the
+    /// decoder alone; ESPnet's ASR recipes use 0.3). Needs a model with a CTC head.
+    #[arg(long)]
+    pub ctc_weight: Option<f64>,
     /// Score against transcripts (ASR) instead of translations.
     #[arg(long)]
     pub asr: bool,
@@ -66,10 +70,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         lenpen: args.lenpen.unwrap_or(run_config.eval.lenpen),
         max_len_a: args.max_len_a.unwrap_or(run_config.eval.max_len_a),
         max_len_b: args.max_len_b.unwrap_or(run_config.eval.max_len_b),
+        ctc_weight: args.ctc_weight.unwrap_or(run_config.eval.ctc_weight),
         ..run_config.eval.clone()
     };
     if eval.beam == 0 {
         anyhow::bail!("--beam must be >= 1");
+    }
+    if !(0.0..=1.0).contains(&eval.ctc_weight) {
+        anyhow::bail!("--ctc-weight must be in [0, 1], got {}", eval.ctc_weight);
     }
     let task = if args.asr {
         Task::Transcript
@@ -82,11 +90,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             .file_stem()
             .map_or("eval".into(), |s| s.to_string_lossy().to_string());
         args.checkpoint.with_extension("").with_file_name(format!(
-            "{}-{stem}-beam{}",
+            "{}-{stem}-beam{}{}",
             args.checkpoint
                 .file_stem()
                 .map_or("model".into(), |s| s.to_string_lossy().to_string()),
-            eval.beam
+            eval.beam,
+            match eval.ctc_weight {
+                0.0 => String::new(),
+                w => format!("-ctc{w}"),
+            }
         ))
     });
     let opts = EvalOptions {

@@ -365,6 +365,7 @@ mod tests {
                 efficiency: Efficiency {
                     sentences: 1,
                     beam: 5,
+                    ctc_weight: 0.0,
                     batches: 1,
                     decode_s,
                     tokens: 5,

@@ -168,6 +168,9 @@ pub struct EvalConfig {
     pub min_len: usize,
     /// Decoding batch bound in padded frames (the paper: 50,000).
     pub max_frames: usize,
+    /// Joint CTC/attention decoding: the CTC prefix score's weight `λ` in `[0, 1]` (0: the
+    /// decoder alone; needs a model trained with a CTC head, `model.ctc_weight > 0`).
+    pub ctc_weight: f64,
 }
 
 impl Default for EvalConfig {
@@ -180,6 +183,7 @@ impl Default for EvalConfig {
             max_len_b: b.max_len_b,
             min_len: b.min_len,
             max_frames: 50_000,
+            ctc_weight: b.ctc_weight,
         }
     }
 }
@@ -192,6 +196,7 @@ impl EvalConfig {
             max_len_a: self.max_len_a,
             max_len_b: self.max_len_b,
             min_len: self.min_len,
+            ctc_weight: self.ctc_weight,
         }
     }
 }
@@ -268,6 +273,18 @@ impl ExperimentConfig {
         }
         if self.eval.beam == 0 {
             return Err("eval.beam must be >= 1, got 0".into());
+        }
+        if !(0.0..=1.0).contains(&self.eval.ctc_weight) {
+            return Err(format!(
+                "eval.ctc_weight must be in [0, 1], got {}",
+                self.eval.ctc_weight
+            ));
+        }
+        if self.eval.ctc_weight > 0.0 && self.model.ctc_weight == 0.0 {
+            return Err(format!(
+                "eval.ctc_weight = {} needs a CTC head: set model.ctc_weight > 0 (or eval.ctc_weight = 0)",
+                self.eval.ctc_weight
+            ));
         }
         if self.data.max_frames == 0 || self.eval.max_frames == 0 {
             return Err("data.max_frames and eval.max_frames must be > 0".into());
@@ -354,6 +371,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("eval.beam"), "{err}");
+        for (ctc, what) in [
+            ("eval.ctc_weight=1.5", "[0, 1]"),
+            ("eval.ctc_weight=0.3", "CTC head"),
+        ] {
+            let err = ExperimentConfig::load_with(&path, &[ctc.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("eval.ctc_weight") && err.contains(what),
+                "{err}"
+            );
+        }
+        let c = ExperimentConfig::load_with(
+            &path,
+            &["model.ctc_weight=0.3".into(), "eval.ctc_weight=0.3".into()],
+        )
+        .unwrap();
+        assert_eq!(c.eval.search().ctc_weight, 0.3);
         let (_d, bad) = write("[train]\nmax_update = 10\n");
         let err = ExperimentConfig::load(&bad).unwrap_err().to_string();
         assert!(

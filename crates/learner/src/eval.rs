@@ -47,6 +47,8 @@ impl EvalOptions {
 pub struct Efficiency {
     pub sentences: usize,
     pub beam: usize,
+    /// Weight of the CTC prefix score in the search (0: the decoder alone).
+    pub ctc_weight: f64,
     pub batches: usize,
     /// Wall time of encoder + beam search over all batches (fairseq's `gen_timer`).
     pub decode_s: f64,
@@ -171,6 +173,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         efficiency: Efficiency {
             sentences: hyps.len(),
             beam: search.beam,
+            ctc_weight: search.ctc_weight,
             batches: batches.len(),
             decode_s,
             tokens,
@@ -197,13 +200,17 @@ impl EvalReport {
             .as_ref()
             .map_or("-".to_string(), |w| format!("{:.2}", 100.0 * w.wer));
         format!(
-            "| metric | value |\n|---|---|\n| model | {} (s = {}) |\n| sentences | {} (beam {}) |\n| BLEU | {:.2} |\n| chrF | {:.2} |\n\
+            "| metric | value |\n|---|---|\n| model | {} (s = {}) |\n| sentences | {} (beam {}{}) |\n| BLEU | {:.2} |\n| chrF | {:.2} |\n\
              | WER (%) | {wer} |\n| decode time (s) | {:.3} |\n| tokens/s | {:.1} |\n| real-time factor | {:.4} |\n\
              | peak KV cache (MiB) | {:.3} |\n| peak process memory (MiB) | {} |\n\n{}",
             self.attention,
             self.down_rate,
             e.sentences,
             e.beam,
+            match e.ctc_weight {
+                0.0 => String::new(),
+                w => format!(", CTC weight {w}"),
+            },
             q.bleu.score,
             q.chrf.score,
             e.decode_s,

@@ -132,6 +132,23 @@ impl<B: Backend> Inference<B> {
         self
     }
 
+    /// Decodes jointly with the model's CTC head at weight `ctc_weight` in `[0, 1]` (see
+    /// [`crate::decode::ctc_prefix`]); an error for a model without a CTC head.
+    pub fn with_ctc_weight(mut self, ctc_weight: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&ctc_weight) {
+            return Err(LearnerError::Config(format!(
+                "the CTC weight must be in [0, 1], got {ctc_weight}"
+            )));
+        }
+        if ctc_weight > 0.0 && self.model.ctc.is_none() {
+            return Err(LearnerError::Config(format!(
+                "CTC weight {ctc_weight}: this model has no CTC head (trained with model.ctc_weight = 0)"
+            )));
+        }
+        self.config.eval.ctc_weight = ctc_weight;
+        Ok(self)
+    }
+
     /// The experiment config the model was trained with.
     pub fn config(&self) -> &ExperimentConfig {
         &self.config

@@ -1,10 +1,14 @@
 //! Beam search over the caches gives the same hypotheses as re-running the full forward at
-//! each step, for every attention kind; `--beam 1` is greedy decoding.
+//! each step, for every attention kind; `--beam 1` is greedy decoding; joint CTC/attention
+//! decoding follows a CTC head that is certain and needs one.
 
 use std::path::Path;
 
 use burn::prelude::*;
-use learner::decode::{beam_search, BeamConfig, CachedScorer, RecomputeScorer, SpecialTokens};
+use learner::decode::{
+    beam_search, decode_batch, BeamConfig, CachedScorer, CtcPrefixScorer, RecomputeScorer,
+    SpecialTokens,
+};
 use mtla::AttentionKind;
 use st_model::{DecoderStyle, ModelConfig, SpeechModel};
 
@@ -64,9 +68,9 @@ fn cached_and_recomputed_search_agree() {
         let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
         let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
         let mut cached = CachedScorer::new(&model, &encoded, 10).unwrap();
-        let (a, stats) = beam_search(&mut cached, &frames, &beam, SPECIAL).unwrap();
+        let (a, stats) = beam_search(&mut cached, &frames, &beam, SPECIAL, None).unwrap();
         let mut slow = RecomputeScorer::new(&model, &encoded);
-        let (b, _) = beam_search(&mut slow, &frames, &beam, SPECIAL).unwrap();
+        let (b, _) = beam_search(&mut slow, &frames, &beam, SPECIAL, None).unwrap();
         assert_eq!(a.len(), 3);
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.tokens, y.tokens, "{kind} s={s} {style:?}");
@@ -94,7 +98,7 @@ fn beam_one_is_greedy() {
         ..BeamConfig::default()
     };
     let mut scorer = CachedScorer::new(&model, &encoded, 12).unwrap();
-    let (hyps, _) = beam_search(&mut scorer, &frames, &beam, SPECIAL).unwrap();
+    let (hyps, _) = beam_search(&mut scorer, &frames, &beam, SPECIAL, None).unwrap();
     // Plain greedy: argmax of each step (no EOS at step 0, never BOS/pad), stop at EOS.
     let mut state = model.prefill(&encoded).unwrap();
     let mut last = vec![SPECIAL.bos as i64; 2];
@@ -129,4 +133,78 @@ fn beam_one_is_greedy() {
     }
     assert_eq!(hyps[0].tokens, out[0]);
     assert_eq!(hyps[1].tokens, out[1]);
+}
+
+/// `[frames, vocab]` log-probabilities whose every frame is `labels[t]` (`None`: blank) with
+/// probability 0.999.
+fn sharp_ctc(labels: &[Option<u32>], vocab: usize) -> Vec<f32> {
+    let rest = (0.001f32 / (vocab - 1) as f32).ln();
+    labels
+        .iter()
+        .flat_map(|l| {
+            let on = l.unwrap_or(SPECIAL.pad) as usize;
+            (0..vocab).map(move |k| if k == on { 0.999f32.ln() } else { rest })
+        })
+        .collect()
+}
+
+#[test]
+fn joint_ctc_search_follows_a_certain_ctc_head() {
+    let frames = [70, 52];
+    let cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
+    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
+    let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
+    // "5 9 9" (the repeat needs a blank between) and "12 3".
+    let ctc = CtcPrefixScorer::new(
+        vec![
+            sharp_ctc(
+                &[Some(5), Some(5), None, Some(9), None, Some(9), None, None],
+                40,
+            ),
+            sharp_ctc(&[None, Some(12), Some(12), Some(3), None], 40),
+        ],
+        40,
+        SPECIAL.pad,
+        SPECIAL.eos,
+    );
+    // A beam whose pre-beam (1.5 k) covers the whole vocabulary: CTC sees every token.
+    for ctc_weight in [0.5, 1.0] {
+        let search = BeamConfig {
+            beam: 27,
+            max_len_b: 10,
+            ctc_weight,
+            ..BeamConfig::default()
+        };
+        let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
+        let (hyps, _) = beam_search(&mut scorer, &frames, &search, SPECIAL, Some(&ctc)).unwrap();
+        assert_eq!(hyps[0].tokens, [5, 9, 9], "λ {ctc_weight}");
+        assert_eq!(hyps[1].tokens, [12, 3], "λ {ctc_weight}");
+    }
+    // λ = 0 ignores the CTC head: the decoder's own search.
+    let search = BeamConfig {
+        beam: 3,
+        max_len_b: 9,
+        ..BeamConfig::default()
+    };
+    let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
+    let (with, _) = beam_search(&mut scorer, &frames, &search, SPECIAL, Some(&ctc)).unwrap();
+    let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
+    let (without, _) = beam_search(&mut scorer, &frames, &search, SPECIAL, None).unwrap();
+    assert_eq!(with, without);
+}
+
+#[test]
+fn joint_decoding_needs_a_ctc_head() {
+    let frames = [40];
+    let mut cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
+    cfg.ctc_weight = 0.0;
+    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
+    let search = BeamConfig {
+        ctc_weight: 0.3,
+        ..BeamConfig::default()
+    };
+    let err = decode_batch(&model, batch(&frames, 80), &frames, &search, SPECIAL)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs a model with a CTC head"), "{err}");
 }

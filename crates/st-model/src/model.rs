@@ -91,15 +91,20 @@ impl<B: Backend> SpeechModel<B> {
             &encoded.lengths,
             target_lengths,
         )?;
-        let ctc_log_probs = self
-            .ctc
-            .as_ref()
-            .map(|ctc| log_softmax(linear(ctc, encoded.states.clone()), 2));
+        let ctc_log_probs = self.ctc_log_probs(&encoded);
         Ok(ModelOutput {
             logits,
             ctc_log_probs,
             encoder_lengths: encoded.lengths,
         })
+    }
+
+    /// The CTC head's log-probabilities `[batch, frames', vocab]` of encoded utterances, when
+    /// the model has one.
+    pub fn ctc_log_probs(&self, encoded: &EncoderOutput<B>) -> Option<Tensor<B, 3>> {
+        self.ctc
+            .as_ref()
+            .map(|ctc| log_softmax(linear(ctc, encoded.states.clone()), 2))
     }
 
     /// Puts the encoded utterances into a fresh decoder state (every layer's cache).

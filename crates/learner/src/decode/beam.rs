@@ -2,11 +2,14 @@
 //! step, end-of-sentence candidates ranked in the top `K` are finalized with their score
 //! divided by `length^lenpen`, a sentence stops once `K` hypotheses are final, and
 //! `max_len = a * src_frames + b` forces EOS. Finished sentences leave the batch (their rows
-//! are dropped from the caches). `beam = 1` is greedy decoding.
+//! are dropped from the caches). `beam = 1` is greedy decoding. With a CTC head and
+//! `ctc_weight > 0` the search is joint CTC/attention (ESPnet's `BeamSearch` with a CTC scorer).
 
 use burn::prelude::*;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::ctc_prefix::{CtcPrefixScorer, CtcState, PRE_BEAM_RATIO};
 use super::scorer::Scorer;
 
 /// Search settings (fairseq's defaults: lenpen 1, max_len_a 0, max_len_b 200, min_len 1).
@@ -18,6 +21,9 @@ pub struct BeamConfig {
     pub max_len_a: f64,
     pub max_len_b: usize,
     pub min_len: usize,
+    /// Joint CTC/attention decoding: the weight `λ` of the CTC prefix score (0: attention only,
+    /// ESPnet's ASR recipes use 0.3); see [`crate::decode::ctc_prefix`].
+    pub ctc_weight: f64,
 }
 
 impl Default for BeamConfig {
@@ -28,6 +34,7 @@ impl Default for BeamConfig {
             max_len_a: 0.0,
             max_len_b: 200,
             min_len: 1,
+            ctc_weight: 0.0,
         }
     }
 }
@@ -74,16 +81,25 @@ pub struct SearchStats {
 struct Beam {
     tokens: Vec<u32>,
     score: f64,
+    /// CTC's forward variables of `tokens` (joint decoding only).
+    ctc: Option<CtcState>,
 }
 
-/// Decodes `src_frames.len()` sentences whose scorer rows are `0..n` (one per sentence).
+/// Decodes `src_frames.len()` sentences whose scorer rows are `0..n` (one per sentence). With
+/// `ctc` (utterance `i` = sentence `i`) and `config.ctc_weight > 0` the search is joint
+/// CTC/attention: each hypothesis's best `⌈1.5 k⌉` next tokens by the decoder are scored
+/// `(1 − λ) log p_att + λ Δ log ψ_CTC` ([`crate::decode::ctc_prefix`]).
 pub fn beam_search<B: Backend, S: Scorer<B>>(
     scorer: &mut S,
     src_frames: &[usize],
     config: &BeamConfig,
     special: SpecialTokens,
+    ctc: Option<&CtcPrefixScorer>,
 ) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
     let k = config.beam.max(1);
+    let lambda = config.ctc_weight;
+    let joint = ctc.filter(|_| lambda > 0.0);
+    let pre_beam = ((PRE_BEAM_RATIO * k as f64).ceil() as usize).max(k);
     let n = src_frames.len();
     let max_len: Vec<usize> = src_frames
         .iter()
@@ -97,11 +113,12 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
     );
     let mut active: Vec<usize> = (0..n).collect();
     let mut beams: Vec<Vec<Beam>> = (0..n)
-        .map(|_| {
+        .map(|s| {
             (0..k)
                 .map(|i| Beam {
                     tokens: vec![special.bos],
                     score: if i == 0 { 0.0 } else { f64::NEG_INFINITY },
+                    ctc: joint.filter(|_| i == 0).map(|c| c.initial(s)),
                 })
                 .collect()
         })
@@ -122,27 +139,77 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
             .convert::<f32>()
             .to_vec()
             .expect("f32 log-probs");
+        let allowed = |tok: u32, force_eos: bool| {
+            if force_eos {
+                tok == special.eos
+            } else {
+                tok != special.pad
+                    && tok != special.bos
+                    && (tok != special.eos || step >= config.min_len)
+            }
+        };
+        let tokens_of = |pos: usize, b: usize, force_eos: bool| {
+            let row = &logp[(pos * k + b) * vocab..(pos * k + b + 1) * vocab];
+            row.iter()
+                .enumerate()
+                .map(|(tok, &lp)| (lp, tok as u32))
+                .filter(move |&(lp, tok)| allowed(tok, force_eos) && lp.is_finite())
+        };
+        // Joint decoding: the decoder's pre-beam of every live hypothesis, (pos, beam, log p,
+        // token), each extended by CTC (O(frames) apiece), all at once on every core.
+        let mut pre: Vec<(usize, usize, f32, u32)> = Vec::new();
+        let mut extended: Vec<Option<CtcState>> = Vec::new();
+        if let Some(ctc) = joint {
+            for (pos, &s) in active.iter().enumerate() {
+                let force_eos = step + 1 >= max_len[s];
+                for (b, beam) in beams[s].iter().enumerate() {
+                    if beam.score == f64::NEG_INFINITY {
+                        continue;
+                    }
+                    let mut best: Vec<(f32, u32)> = tokens_of(pos, b, force_eos).collect();
+                    if best.len() > pre_beam {
+                        best.select_nth_unstable_by(pre_beam, |a, b| b.0.total_cmp(&a.0));
+                        best.truncate(pre_beam);
+                    }
+                    pre.extend(best.into_iter().map(|(lp, tok)| (pos, b, lp, tok)));
+                }
+            }
+            extended = pre
+                .par_iter()
+                .map(|&(pos, b, _, tok)| {
+                    let s = active[pos];
+                    let h = beams[s][b]
+                        .ctc
+                        .as_ref()
+                        .expect("a live beam has a CTC state");
+                    Some(ctc.extend(s, h, tok))
+                })
+                .collect();
+        }
+        let mut pre = pre.iter().enumerate().peekable();
         let mut parents = Vec::new();
         let mut still_active = Vec::new();
         for (pos, &s) in active.iter().enumerate() {
             let force_eos = step + 1 >= max_len[s];
-            let mut candidates: Vec<(f64, usize, u32)> = Vec::with_capacity(k * vocab);
-            for (b, beam) in beams[s].iter().enumerate() {
-                if beam.score == f64::NEG_INFINITY {
-                    continue;
+            // (score, beam, token, index into `extended`).
+            let mut candidates: Vec<(f64, usize, u32, usize)> = Vec::with_capacity(k * vocab);
+            if joint.is_some() {
+                while let Some((i, &(_, b, lp, tok))) = pre.next_if(|(_, job)| job.0 == pos) {
+                    let beam = &beams[s][b];
+                    let (g, h) = (extended[i].as_ref(), beam.ctc.as_ref());
+                    let delta = g.zip(h).map_or(0.0, |(g, h)| g.log_psi - h.log_psi);
+                    let score = beam.score + (1.0 - lambda) * lp as f64 + lambda * delta as f64;
+                    if score.is_finite() {
+                        candidates.push((score, b, tok, i));
+                    }
                 }
-                let row = &logp[(pos * k + b) * vocab..(pos * k + b + 1) * vocab];
-                for (tok, &lp) in row.iter().enumerate() {
-                    let tok = tok as u32;
-                    let allowed = if force_eos {
-                        tok == special.eos
-                    } else {
-                        tok != special.pad
-                            && tok != special.bos
-                            && (tok != special.eos || step >= config.min_len)
-                    };
-                    if allowed && lp.is_finite() {
-                        candidates.push((beam.score + lp as f64, b, tok));
+            } else {
+                for (b, beam) in beams[s].iter().enumerate() {
+                    if beam.score != f64::NEG_INFINITY {
+                        candidates.extend(
+                            tokens_of(pos, b, force_eos)
+                                .map(|(lp, tok)| (beam.score + lp as f64, b, tok, usize::MAX)),
+                        );
                     }
                 }
             }
@@ -153,7 +220,7 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
             }
             candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
             let mut next = Vec::with_capacity(k);
-            for (rank, &(score, b, tok)) in candidates.iter().enumerate() {
+            for (rank, &(score, b, tok, state)) in candidates.iter().enumerate() {
                 if tok == special.eos {
                     if rank < k && finished[s].len() < k {
                         let length = beams[s][b].tokens.len(); // generated tokens + EOS
@@ -165,7 +232,8 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
                 } else if next.len() < k {
                     let mut tokens = beams[s][b].tokens.clone();
                     tokens.push(tok);
-                    next.push((pos * k + b, Beam { tokens, score }));
+                    let ctc = extended.get_mut(state).and_then(Option::take);
+                    next.push((pos * k + b, Beam { tokens, score, ctc }));
                 }
             }
             if finished[s].len() >= k || force_eos || next.is_empty() {
@@ -178,6 +246,7 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
                     Beam {
                         tokens: vec![special.bos],
                         score: f64::NEG_INFINITY,
+                        ctc: None,
                     },
                 ));
             }
