@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Shared by the quality experiments: trains and evaluates attention variants of one experiment
 # (experiments/NAME/config.toml) with identical settings on the offline Debian En-De corpus.
-#   CORPUS=DIR bash experiments/compare.sh NAME DEFAULT_VARIANTS   (VARIANTS=... overrides;
+#   CORPUS=DIR bash experiments/compare.sh NAME DEFAULT_VARIANTS [--set eval.KEY=VALUE ...]
+#   (VARIANTS=... overrides; the --set arguments change the decoding of the final comparison,
+#   e.g. --set eval.ctc_weight=0.2, and TAG=_ctc0.2 names its files comparison_ctc0.2.md and
+#   results_ctc0.2.json, so that finished runs can be decoded several ways;
 #   SEEDS=1,2 trains every variant once per seed and adds each variant's mean and range;
 #   PARALLEL_SEEDS=1 trains the seeds concurrently, one process of one thread each, which on this
 #   2-core CPU gives 1.39x the updates/s of one 2-thread process (4.31 vs 3.10, ASR, 200 updates);
@@ -13,6 +16,9 @@ NAME=$1
 CORPUS=${CORPUS:-$HOME/corpora/debian-en-de-5k}
 BIN=${BIN:-target/release/mtla-st}
 VARIANTS=${VARIANTS:-$2}
+shift 2
+decoding=("$@")
+TAG=${TAG:-}
 [ -x "$BIN" ] || cargo build --release -p mtla-st
 if [ ! -f "$CORPUS/train.tsv" ]; then
   # 4000 / 500 / 500 utterances, ~5 h of audio; ~16 min on 2 cores (TTS packages needed, see data/README.md).
@@ -38,6 +44,6 @@ if [ -n "${PARALLEL_SEEDS:-}" ] && [ -n "${SEEDS:-}" ]; then
   done
 fi
 "$BIN" compare --config "experiments/$NAME/config.toml" --variants "$VARIANTS" ${SEEDS:+--seeds "$SEEDS"} \
-  --out "runs/$NAME" --average-best 5 "${set_data[@]}" \
-  | tee "experiments/$NAME/comparison.md"
-cp "runs/$NAME/comparison.json" "experiments/$NAME/results.json"
+  --out "runs/$NAME" --average-best 5 "${set_data[@]}" ${decoding[@]+"${decoding[@]}"} \
+  | tee "experiments/$NAME/comparison$TAG.md"
+cp "runs/$NAME/comparison.json" "experiments/$NAME/results$TAG.json"

@@ -117,7 +117,9 @@ pub fn train_variants<B: AutodiffBackend>(
 }
 
 /// Trains every run ([`train_variants`]), then averages each run's best `average_best`
-/// checkpoints and decodes `config.data.test` with it, and tables the results.
+/// checkpoints and decodes `config.data.test` with it, and tables the results. Decoding follows
+/// `config.eval` (so `--set eval.ctc_weight=0.2` re-decodes finished runs jointly with CTC) into
+/// each run's `eval-test` (`eval-test-ctc<λ>` with a CTC weight).
 pub fn compare<B: AutodiffBackend>(
     config: &ExperimentConfig,
     variants: &[String],
@@ -144,10 +146,13 @@ pub fn compare<B: AutodiffBackend>(
                 checkpoint: checkpoint.clone(),
                 manifest: test.clone(),
                 tokenizer: Some(dir.join("tokenizer.json")),
-                eval: run_cfg.eval.clone(),
+                eval: config.eval.clone(),
                 task: run_cfg.data.task,
                 feature_cache: run_cfg.data.feature_cache.clone(),
-                out: dir.join("eval-test"),
+                out: dir.join(match config.eval.ctc_weight {
+                    0.0 => "eval-test".to_string(),
+                    w => format!("eval-test-ctc{w}"),
+                }),
                 progress: true,
                 precision: Default::default(),
             },
@@ -171,7 +176,15 @@ pub fn compare<B: AutodiffBackend>(
     }
     let train_utterances = count_rows(&config.data.train);
     let sentences = rows.first().map_or(0, |r| r.eval.efficiency.sentences);
-    let mut notes = Vec::new();
+    let mut notes = vec![format!(
+        "Decoding: each run's {average_best} best checkpoints averaged, beam {}, length penalty {}, {}.",
+        config.eval.beam,
+        config.eval.lenpen,
+        match config.eval.ctc_weight {
+            0.0 => "the attention decoder alone".to_string(),
+            w => format!("jointly with the CTC head at weight {w}"),
+        }
+    )];
     if train_utterances < 20_000 || sentences < 1000 {
         notes.push(format!(
             "{train_utterances} training utterances and {sentences} test sentences are far too few for meaningful \

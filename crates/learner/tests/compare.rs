@@ -63,4 +63,26 @@ fn trained_runs_are_reused_by_the_comparison() {
     }
     let table = comparison.table();
     assert!(table.contains("mtla2") && table.contains("mha"), "{table}");
+    assert!(table.contains("the attention decoder alone"), "{table}");
+
+    // Decoding settings come from the comparison's config, not the runs' stored ones: a finished
+    // run (here one with a CTC head) is decoded again, jointly with CTC, into a folder of its own.
+    c.model.ctc_weight = 0.3;
+    c.train.max_updates = 1;
+    let variants = ["mtla2".to_string()];
+    let plain = compare::<B>(&c, &variants, &[5], &out, 1, Default::default()).unwrap();
+    assert_eq!(plain.rows[0].eval.efficiency.ctc_weight, 0.0);
+    let log = std::fs::read_to_string(out.join("mtla2/train_log.jsonl")).unwrap();
+    c.eval.ctc_weight = 0.5;
+    let joint = compare::<B>(&c, &variants, &[5], &out, 1, Default::default()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.join("mtla2/train_log.jsonl")).unwrap(),
+        log
+    );
+    assert_eq!(joint.rows[0].eval.efficiency.ctc_weight, 0.5);
+    assert!(out.join("mtla2/eval-test/report.json").is_file());
+    assert!(out.join("mtla2/eval-test-ctc0.5/report.json").is_file());
+    assert!(joint
+        .table()
+        .contains("jointly with the CTC head at weight 0.5"));
 }
