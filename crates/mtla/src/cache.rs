@@ -134,10 +134,16 @@ impl<B: Backend, const D: usize> GrowingBuffer<B, D> {
         self.data().clone().slice(self.ranges(0, self.len))
     }
 
-    /// Reorders rows (dimension 0), e.g. to follow beam search.
+    /// Reorders rows (dimension 0), e.g. to follow beam search: row `i` becomes old row
+    /// `rows[i]`. Slots past `len` are left as they are (never read before being written).
     pub fn reorder(&mut self, rows: Tensor<B, 1, Int>) {
         let data = self.data.take().expect("filled");
-        self.data = Some(data.select(0, rows));
+        self.data = Some(
+            match crate::inplace::reorder_rows(data, self.time_dim, self.len, &rows) {
+                Ok(data) => data,
+                Err(data) => data.select(0, rows),
+            },
+        );
     }
 }
 

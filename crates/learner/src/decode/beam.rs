@@ -156,10 +156,11 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
                 .filter(move |&(lp, tok)| allowed(tok, force_eos) && lp.is_finite())
         };
         // Joint decoding: the decoder's pre-beam of every live hypothesis, (pos, beam, log p,
-        // token), each extended by CTC (O(frames) apiece), all at once on every core.
+        // token), extended by CTC (O(frames) per token), one hypothesis per task on every core.
         let mut pre: Vec<(usize, usize, f32, u32)> = Vec::new();
         let mut extended: Vec<Option<CtcState>> = Vec::new();
         if let Some(ctc) = joint {
+            let mut groups = Vec::new();
             for (pos, &s) in active.iter().enumerate() {
                 let force_eos = step + 1 >= max_len[s];
                 for (b, beam) in beams[s].iter().enumerate() {
@@ -171,18 +172,18 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
                         best.select_nth_unstable_by(pre_beam, |a, b| b.0.total_cmp(&a.0));
                         best.truncate(pre_beam);
                     }
+                    groups.push((s, b, best.iter().map(|&(_, tok)| tok).collect::<Vec<_>>()));
                     pre.extend(best.into_iter().map(|(lp, tok)| (pos, b, lp, tok)));
                 }
             }
-            extended = pre
+            extended = groups
                 .par_iter()
-                .map(|&(pos, b, _, tok)| {
-                    let s = active[pos];
-                    let h = beams[s][b]
+                .flat_map_iter(|(s, b, tokens)| {
+                    let h = beams[*s][*b]
                         .ctc
                         .as_ref()
                         .expect("a live beam has a CTC state");
-                    Some(ctc.extend(s, h, tok))
+                    ctc.extend(*s, h, tokens).into_iter().map(Some)
                 })
                 .collect();
         }

@@ -99,41 +99,59 @@ impl CtcPrefixScorer {
         }
     }
 
-    /// `h·c` from `h`'s state. For `c = EOS` only `log_psi` (the probability that CTC's output
-    /// is exactly `h`) is meaningful: nothing extends a finished hypothesis.
-    pub fn extend(&self, utterance: usize, h: &CtcState, c: u32) -> CtcState {
+    /// `h·c` for each `c` in `tokens`, from `h`'s state. For `c = EOS` only `log_psi` (the
+    /// probability that CTC's output is exactly `h`) is meaningful: nothing extends a finished
+    /// hypothesis. `φ` is shared by every `c` but `h`'s last label, so it is computed once.
+    pub fn extend(&self, utterance: usize, h: &CtcState, tokens: &[u32]) -> Vec<CtcState> {
         let frames = h.r_n.len();
-        if c == self.eos {
-            return CtcState {
-                r_n: Vec::new(),
-                r_b: Vec::new(),
-                log_psi: match frames {
-                    0 => f32::NEG_INFINITY,
-                    _ => log_add(h.r_n[frames - 1], h.r_b[frames - 1]),
+        let phi_any: Vec<f32> = (0..frames).map(|t| log_add(h.r_b[t], h.r_n[t])).collect();
+        tokens
+            .iter()
+            .map(|&c| match c == self.eos {
+                true => CtcState {
+                    r_n: Vec::new(),
+                    r_b: Vec::new(),
+                    log_psi: phi_any.last().copied().unwrap_or(f32::NEG_INFINITY),
+                    last: Some(c),
+                    len: h.len,
                 },
-                last: Some(c),
-                len: h.len,
-            };
-        }
+                false => {
+                    // CTC emits a repeat of the last label only after a blank.
+                    let phi = if h.last == Some(c) { &h.r_b } else { &phi_any };
+                    self.extend_by(utterance, h, c, phi)
+                }
+            })
+            .collect()
+    }
+
+    /// `h·c` for a label `c`, given `φ_t` for `c`.
+    fn extend_by(&self, utterance: usize, h: &CtcState, c: u32, phi: &[f32]) -> CtcState {
+        let frames = phi.len();
         let lp = &self.log_probs[utterance];
         let p = |t: usize, k: u32| lp[t * self.vocab + k as usize];
-        let phi = |t: usize| match h.last == Some(c) {
-            true => h.r_b[t],
-            false => log_add(h.r_b[t], h.r_n[t]),
-        };
         let mut r_n = vec![f32::NEG_INFINITY; frames];
         let mut r_b = vec![f32::NEG_INFINITY; frames];
         if frames > 0 && h.len == 0 {
             r_n[0] = p(0, c);
         }
-        let mut log_psi = r_n.first().copied().unwrap_or(f32::NEG_INFINITY);
         // `h·c` has `len + 1` labels: no alignment emits them in fewer frames.
-        for t in h.len.max(1)..frames {
-            let phi = phi(t - 1);
-            r_n[t] = log_add(r_n[t - 1], phi) + p(t, c);
+        let start = h.len.max(1);
+        for t in start..frames {
+            r_n[t] = log_add(r_n[t - 1], phi[t - 1]) + p(t, c);
             r_b[t] = log_add(r_n[t - 1], r_b[t - 1]) + p(t, self.blank);
-            log_psi = log_add(log_psi, phi + p(t, c));
         }
+        // ψ = log(e^{r^n_0} + Σ_t e^{φ_{t−1} + log p_t(c)}), summed under its largest term.
+        let term = |t: usize| phi[t - 1] + p(t, c);
+        let first = r_n.first().copied().unwrap_or(f32::NEG_INFINITY);
+        let top = (start..frames).map(term).fold(first, f32::max);
+        let log_psi = match top {
+            f32::NEG_INFINITY => top,
+            _ => {
+                let sum = (start..frames).map(|t| (term(t) - top).exp()).sum::<f32>()
+                    + (first - top).exp();
+                top + sum.ln()
+            }
+        };
         CtcState {
             r_n,
             r_b,
@@ -208,10 +226,10 @@ mod tests {
             for _ in 0..4 {
                 let mut next = Vec::new();
                 for (h, state) in &prefixes {
-                    for c in [1u32, 2] {
+                    for (c, g_state) in [1u32, 2].into_iter().zip(ctc.extend(0, state, &[1, 2])) {
                         let mut g: Vec<u32> = h.clone();
                         g.push(c);
-                        next.push((g, ctc.extend(0, state, c)));
+                        next.push((g, g_state));
                     }
                 }
                 for (g, state) in &next {
@@ -230,7 +248,7 @@ mod tests {
                         .filter(|(_, out)| out == g)
                         .map(|(p, _)| p)
                         .sum();
-                    let got = (ctc.extend(0, state, eos).log_psi as f64).exp();
+                    let got = (ctc.extend(0, state, &[eos])[0].log_psi as f64).exp();
                     assert!(
                         (got - exact).abs() <= 1e-5 * exact.max(1e-3),
                         "p({g:?}): {got} vs {exact}"
@@ -244,7 +262,7 @@ mod tests {
                 .filter(|(_, out)| out.is_empty())
                 .map(|(p, _)| p)
                 .sum();
-            let got = (ctc.extend(0, &ctc.initial(0), eos).log_psi as f64).exp();
+            let got = (ctc.extend(0, &ctc.initial(0), &[eos])[0].log_psi as f64).exp();
             assert!((got - all_blank).abs() <= 1e-6, "{got} vs {all_blank}");
         }
     }
@@ -252,10 +270,10 @@ mod tests {
     #[test]
     fn a_hypothesis_longer_than_the_frames_is_impossible() {
         let ctc = CtcPrefixScorer::new(vec![log_probs(2, 3, 5)], 3, 0, 2);
-        let h = ctc.extend(0, &ctc.initial(0), 1);
-        let hh = ctc.extend(0, &h, 1); // "1 1" needs a blank between: 3 frames
+        let h = ctc.extend(0, &ctc.initial(0), &[1]).remove(0);
+        let hh = ctc.extend(0, &h, &[1]).remove(0); // "1 1" needs a blank between: 3 frames
         assert!(h.log_psi.is_finite());
         assert_eq!(hh.log_psi, f32::NEG_INFINITY);
-        assert_eq!(ctc.extend(0, &hh, 2).log_psi, f32::NEG_INFINITY);
+        assert_eq!(ctc.extend(0, &hh, &[2])[0].log_psi, f32::NEG_INFINITY);
     }
 }
