@@ -129,6 +129,58 @@ impl<B: Backend> SpeechModel<B> {
         self.decoder.step(tokens, state)
     }
 
+    /// How far incremental decoding strays from teacher forcing: the largest absolute difference
+    /// between the log-probabilities of [`Self::step`] (over the compressed caches) and of
+    /// [`Self::forward`] (the parallel, stride-aware mask) over every real position of `tokens`
+    /// (one row per utterance, BOS first, ragged). Exact decoding gives float noise (~1e-6).
+    pub fn incremental_mismatch(
+        &self,
+        features: Tensor<B, 3>,
+        frames: &[usize],
+        tokens: &[Vec<i64>],
+    ) -> Result<f32> {
+        let device = features.device();
+        let lengths: Vec<usize> = tokens.iter().map(Vec::len).collect();
+        let width = lengths.iter().copied().max().unwrap_or(0);
+        // Positions past a row's length are neither compared nor seen by its real ones.
+        let at = |row: &Vec<i64>, i: usize| row.get(i).or(row.last()).copied().unwrap_or(0);
+        let padded: Vec<i64> = tokens
+            .iter()
+            .flat_map(|row| (0..width).map(move |i| at(row, i)))
+            .collect();
+        let teacher = log_softmax(
+            self.forward(
+                features.clone(),
+                frames,
+                Tensor::<B, 1, Int>::from_ints(padded.as_slice(), &device)
+                    .reshape([tokens.len(), width]),
+                &lengths,
+            )?
+            .logits,
+            2,
+        );
+        let vocab = teacher.dims()[2];
+        let mut state = self.prefill(&self.encode(features, frames)?)?;
+        let mut worst = 0f32;
+        for i in 0..width {
+            let step: Vec<i64> = tokens.iter().map(|row| at(row, i)).collect();
+            let logp = self.step(Tensor::from_ints(step.as_slice(), &device), &mut state)?;
+            for b in (0..tokens.len()).filter(|&b| i < lengths[b]) {
+                let want = teacher
+                    .clone()
+                    .slice(s![b..b + 1, i..i + 1, ..])
+                    .reshape([1, vocab]);
+                let d: f32 = (logp.clone().slice(s![b..b + 1, ..]) - want)
+                    .abs()
+                    .max()
+                    .into_scalar()
+                    .elem();
+                worst = worst.max(d);
+            }
+        }
+        Ok(worst)
+    }
+
     /// Reorders a decoder state's rows (beam search).
     pub fn reorder(&self, state: &mut DecoderState<B>, rows: Tensor<B, 1, Int>) {
         state.reorder(rows);
