@@ -44,7 +44,7 @@ for name in "${@:-base prefix_norm}"; do
   resume=""
   [ -f "$OUT/$name/checkpoints/state.json" ] && resume="--resume"
   # shellcheck disable=SC2086
-  "$BIN" train --config experiments/asr_recipe/config.toml --out "$OUT/$name" $resume $extra \
+  "$BIN" train --config configs/asr_small.toml --out "$OUT/$name" $resume $extra \
     --set "data.train=\"$CORPUS/train.tsv\"" --set "data.valid=\"$CORPUS/dev.tsv\"" 2>&1 \
     | grep -v "^train epoch" | tee "$OUT/$name.console.txt" || true
   "$BIN" eval --checkpoint "$OUT/$name/checkpoints/best.safetensors" --manifest "$CORPUS/test.tsv" \

@@ -25,7 +25,7 @@ mkdir -p "$OUT" experiments/st_recipe/logs
 resume=""
 [ -f "$OUT/$NAME/checkpoints/state.json" ] && resume="--resume"
 # shellcheck disable=SC2086
-"$BIN" train --config experiments/st_recipe/config.toml --out "$OUT/$NAME" $resume "${init[@]}" "${extra[@]}" "$@" \
+"$BIN" train --config configs/st_small.toml --out "$OUT/$NAME" $resume "${init[@]}" "${extra[@]}" "$@" \
   --set "data.train=\"$CORPUS/train.tsv\"" --set "data.valid=\"$CORPUS/dev.tsv\"" 2>&1 \
   | grep -v "^train epoch" | tee "$OUT/$NAME.console.txt"
 "$BIN" eval --checkpoint "$OUT/$NAME/checkpoints/best.safetensors" --manifest "$CORPUS/test.tsv" \

@@ -403,6 +403,36 @@ mod tests {
             .contains("down_rate"));
     }
 
+    /// Every config shipped in `configs/` loads and validates, and those that name data (all
+    /// but the paper's, whose MuST-C manifests come with `--set`) name the demo's, which exist.
+    #[test]
+    fn shipped_configs_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let c =
+                ExperimentConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name != "paper_mustc.toml" {
+                for data in [&c.data.train, &c.data.valid] {
+                    assert!(data.is_file(), "{name}: {}", data.display());
+                }
+            }
+            names.push(name);
+        }
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "asr_small.toml",
+                "paper_mustc.toml",
+                "small_cpu.toml",
+                "st_small.toml"
+            ]
+        );
+    }
+
     /// A run writes its resolved config next to its outputs and `--resume` / `eval` read it
     /// from there: the checkpoints it names must be the same files, also when the original
     /// config was given by a relative path (this once made `encoder_init` relative to the
