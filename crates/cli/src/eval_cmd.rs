@@ -76,9 +76,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if eval.beam == 0 {
         anyhow::bail!("--beam must be >= 1");
     }
-    if !(0.0..=1.0).contains(&eval.ctc_weight) {
-        anyhow::bail!("--ctc-weight must be in [0, 1], got {}", eval.ctc_weight);
-    }
+    eval.check_ctc_weight().map_err(anyhow::Error::msg)?;
     let task = if args.asr {
         Task::Transcript
     } else {

@@ -189,6 +189,17 @@ impl Default for EvalConfig {
 }
 
 impl EvalConfig {
+    /// The CTC weight is a mixing weight: `[0, 1]`.
+    pub fn check_ctc_weight(&self) -> std::result::Result<(), String> {
+        match (0.0..=1.0).contains(&self.ctc_weight) {
+            true => Ok(()),
+            false => Err(format!(
+                "eval.ctc_weight (--ctc-weight) must be in [0, 1], got {}",
+                self.ctc_weight
+            )),
+        }
+    }
+
     pub fn search(&self) -> BeamConfig {
         BeamConfig {
             beam: self.beam,
@@ -274,12 +285,7 @@ impl ExperimentConfig {
         if self.eval.beam == 0 {
             return Err("eval.beam must be >= 1, got 0".into());
         }
-        if !(0.0..=1.0).contains(&self.eval.ctc_weight) {
-            return Err(format!(
-                "eval.ctc_weight must be in [0, 1], got {}",
-                self.eval.ctc_weight
-            ));
-        }
+        self.eval.check_ctc_weight()?;
         if self.eval.ctc_weight > 0.0 && self.model.ctc_weight == 0.0 {
             return Err(format!(
                 "eval.ctc_weight = {} needs a CTC head: set model.ctc_weight > 0 (or eval.ctc_weight = 0)",

@@ -12,7 +12,7 @@ use fbank::{utterance_cmvn, Fbank, WavOptions};
 use serde::Serialize;
 use st_model::SpeechModel;
 
-use crate::config::ExperimentConfig;
+use crate::config::{EvalConfig, ExperimentConfig};
 use crate::decode::{decode_batch, SpecialTokens};
 use crate::error::{LearnerError, Result};
 use crate::precision::{cast_module, Precision};
@@ -135,17 +135,17 @@ impl<B: Backend> Inference<B> {
     /// Decodes jointly with the model's CTC head at weight `ctc_weight` in `[0, 1]` (see
     /// [`crate::decode::ctc_prefix`]); an error for a model without a CTC head.
     pub fn with_ctc_weight(mut self, ctc_weight: f64) -> Result<Self> {
-        if !(0.0..=1.0).contains(&ctc_weight) {
-            return Err(LearnerError::Config(format!(
-                "the CTC weight must be in [0, 1], got {ctc_weight}"
-            )));
-        }
+        let eval = EvalConfig {
+            ctc_weight,
+            ..self.config.eval.clone()
+        };
+        eval.check_ctc_weight().map_err(LearnerError::Config)?;
         if ctc_weight > 0.0 && self.model.ctc.is_none() {
             return Err(LearnerError::Config(format!(
                 "CTC weight {ctc_weight}: this model has no CTC head (trained with model.ctc_weight = 0)"
             )));
         }
-        self.config.eval.ctc_weight = ctc_weight;
+        self.config.eval = eval;
         Ok(self)
     }
 
@@ -211,7 +211,7 @@ impl<B: Backend> Inference<B> {
             features.dim,
         ]);
         let input = input.cast(self.precision.dtype());
-        let search = crate::config::EvalConfig {
+        let search = EvalConfig {
             beam,
             ..self.config.eval.clone()
         }
