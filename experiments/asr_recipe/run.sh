@@ -2,7 +2,11 @@
 # Issue 11's ASR recipe search: short runs of config.toml, one change each, on the offline Debian
 # corpus; every run logs whether it listens (audio gain, greedy CTC WER) at each validation.
 #   CORPUS=DIR bash experiments/asr_recipe/run.sh [ABLATION ...]     (default: base prefix_norm)
-# A run that exists is resumed (exactly) rather than restarted; curves and logs land here.
+# A run that exists is resumed (exactly) rather than restarted; curves and logs land in LOGS
+# (default: this folder), runs in OUT (default: runs/asr_recipe). The one-change ablations on the
+# 34k-utterance corpus (2000 updates each; README "Ablations"):
+#   OUT=runs/asr_ablations LOGS=experiments/asr_recipe/ablations CORPUS=DIR \
+#     bash experiments/asr_recipe/run.sh base vocab300 vocab1000 ctc0 ctc0.6 ctc_only ...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -17,40 +21,63 @@ ablation() {
   case "$1" in
     base) ;;
     prefix_norm) echo "--set model.decoder.prefix_norm=true" ;;
-    ctc_only) echo "--set model.ctc_weight=1.0" ;;
+    # The paper's stage order on the same budget: the encoder alone (CTC weight 1) for 1000
+    # updates, then the whole model from that encoder (encoder_init) for 1000 more.
+    ctc_only) echo "--set model.ctc_weight=1.0 --set train.max_updates=1000" ;;
+    from_ctc) echo "--set model.encoder_init=\"$PWD/$OUT/ctc_only/checkpoints/best.safetensors\"
+      --set train.max_updates=1000" ;;
+    ctc0) echo "--set model.ctc_weight=0.0" ;;
+    ctc0.6) echo "--set model.ctc_weight=0.6" ;;
+    vocab300) echo "--set model.vocab_size=300" ;;
     vocab1000) echo "--set model.vocab_size=1000" ;;
+    lr2e-3) echo "--set train.lr=2e-3" ;;
+    lr5e-4) echo "--set train.lr=5e-4" ;;
+    dropout0) echo "--set model.dropout=0.0 --set model.decoder.attention.dropout=0.0" ;;
+    cross) echo "--set model.decoder.style=\"cross\" --set model.decoder.cross_heads=4" ;;
+    enc6) echo "--set model.encoder.layers=6" ;;
+    # Twice the width everywhere (d 256, FFN 1024, MTLA r 128, head dims 64 / 64 / rope 32).
+    d256) echo "--set model.d_model=256 --set model.encoder.ffn_dim=1024 --set model.decoder.ffn_dim=1024
+      --set model.decoder.attention.kv_lora_rank=128 --set model.decoder.attention.qk_nope_head_dim=64
+      --set model.decoder.attention.v_head_dim=64 --set model.decoder.attention.qk_rope_head_dim=32" ;;
     mha) echo "--set model.decoder.attention.kind=mha" ;;
     # Stage 2: the shipped model (base, 29299 updates, listening) trained on with SpecAugment
     # (fairseq's LB policy: one frequency mask <= 27 bins, one time mask <= 100 frames) and a
     # fresh schedule peaking at 5e-4; its tokenizer, so the pieces stay the same.
-    specaug) echo "--set train.init_from=\"../../models/asr/model.safetensors\"
-      --set data.tokenizer=\"../../models/asr/tokenizer.json\" --set data.specaugment.freq_mask_n=1
+    specaug) echo "--set train.init_from=\"../models/asr/model.safetensors\"
+      --set data.tokenizer=\"../models/asr/tokenizer.json\" --set data.specaugment.freq_mask_n=1
       --set data.specaugment.time_mask_n=1 --set train.lr=5e-4 --set train.validate_every_updates=500
       --set train.max_updates=40000 --set train.time_limit_minutes=${TIME_LIMIT:-130}" ;;
     # Stage 3: the shipped model (base) trained on 4x the sentences (the corpus rebuilt with
     # --n 35093: 34093 training utterances, 31.9 h; dev/test unchanged); its tokenizer, a fresh
     # schedule peaking at 5e-4 over 1000 warm-up updates, no SpecAugment (stage 2: no gain).
-    data34k) echo "--set train.init_from=\"../../models/asr/model.safetensors\"
-      --set data.tokenizer=\"../../models/asr/tokenizer.json\" --set train.lr=5e-4
+    data34k) echo "--set train.init_from=\"../models/asr/model.safetensors\"
+      --set data.tokenizer=\"../models/asr/tokenizer.json\" --set train.lr=5e-4
       --set train.warmup_updates=1000 --set train.validate_every_updates=1000
       --set train.max_updates=80000 --set train.time_limit_minutes=${TIME_LIMIT:-120}" ;;
     *) echo "unknown ablation $1" >&2; exit 2 ;;
   esac
 }
-OUT=runs/asr_recipe
-mkdir -p "$OUT"
-for name in "${@:-base prefix_norm}"; do
+OUT=${OUT:-runs/asr_recipe}
+LOGS=${LOGS:-experiments/asr_recipe}
+EXTRA=${EXTRA:-}   # more --set options for every run
+mkdir -p "$OUT" "$LOGS/logs"
+[ $# -gt 0 ] || set -- base prefix_norm
+for name in "$@"; do
   extra=$(ablation "$name")
   resume=""
   [ -f "$OUT/$name/checkpoints/state.json" ] && resume="--resume"
   # shellcheck disable=SC2086
-  "$BIN" train --config configs/asr_small.toml --out "$OUT/$name" $resume $extra \
+  "$BIN" train --config configs/asr_small.toml --out "$OUT/$name" $resume $extra $EXTRA \
     --set "data.train=\"$CORPUS/train.tsv\"" --set "data.valid=\"$CORPUS/dev.tsv\"" 2>&1 \
     | grep -v "^train epoch" | tee "$OUT/$name.console.txt" || true
+  cp "$OUT/$name/train_log.jsonl" "$LOGS/logs/$name.jsonl"
+  [ "$name" = ctc_only ] && continue   # its decoder never trained: the dev CTC WER says it all
+  # Decoded as the config says (jointly with the CTC head), the decoder alone where there is none.
+  ctc=""
+  [ "$name" = ctc0 ] && ctc="--ctc-weight 0"
+  # shellcheck disable=SC2086
   "$BIN" eval --checkpoint "$OUT/$name/checkpoints/best.safetensors" --manifest "$CORPUS/test.tsv" \
-    --asr --beam 5 --out "$OUT/$name/eval-test" | tee "$OUT/$name.eval.txt"
-  mkdir -p experiments/asr_recipe/logs
-  cp "$OUT/$name/train_log.jsonl" "experiments/asr_recipe/logs/$name.jsonl"
-  cp "$OUT/$name/eval-test/report.json" "experiments/asr_recipe/logs/$name.test.json"
+    --asr --beam 5 $ctc --out "$OUT/$name/eval-test" | tee "$OUT/$name.eval.txt"
+  cp "$OUT/$name/eval-test/report.json" "$LOGS/logs/$name.test.json"
 done
-"$BIN" plot curves --runs "$OUT" --out experiments/asr_recipe
+"$BIN" plot curves --runs "$OUT" --out "$LOGS"

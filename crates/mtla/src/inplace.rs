@@ -72,8 +72,9 @@ fn write_flex(
 
 /// Row `i` of `buffer` (dimension 0) becomes old row `rows[i]`, in place, copying only the
 /// first `filled` slots along `time_dim` of the rows that change; returns the buffer, or gives
-/// it back when the fast path does not apply (another backend, a shared or strided buffer, a
-/// change in the number of rows).
+/// it back when the fast path does not apply (another backend, a shared or strided buffer, more
+/// rows than before). Fewer rows (beam search dropping a finished sentence) keep the storage:
+/// the result is a view of its first `rows.len()` rows.
 pub fn reorder_rows<B: Backend, const D: usize>(
     buffer: Tensor<B, D>,
     time_dim: usize,
@@ -83,7 +84,7 @@ pub fn reorder_rows<B: Backend, const D: usize>(
     let dims = buffer.dims();
     let mut buf = buffer.into_primitive().tensor();
     let done = match (&mut buf as &mut dyn Any).downcast_mut::<FlexTensor>() {
-        Some(b) if time_dim > 0 && rows.dims()[0] == dims[0] => {
+        Some(b) if time_dim > 0 && (1..=dims[0]).contains(&rows.dims()[0]) => {
             let rows: Vec<usize> = rows.to_data().iter::<i64>().map(|r| r as usize).collect();
             reorder_flex(b, &dims, time_dim, filled, &rows)
         }
@@ -91,7 +92,7 @@ pub fn reorder_rows<B: Backend, const D: usize>(
     };
     let back = Tensor::<B, D>::from_primitive(TensorPrimitive::Float(buf));
     if done {
-        Ok(back)
+        Ok(back.narrow(0, 0, rows.dims()[0]))
     } else {
         Err(back)
     }
@@ -170,8 +171,27 @@ mod tests {
             let filled = |t: Tensor<B, 4>| t.slice(s![.., .., 0..4, ..]).into_data();
             assert_eq!(filled(got), filled(want), "{order:?}");
         }
-        // Shared buffers and a change in the number of rows take the generic path.
-        let rows = Tensor::<B, 1, Int>::from_ints([1, 0], &device);
+        // Fewer rows: a view of the first ones, written in place, then writable again.
+        for order in [vec![3, 1], vec![0], vec![2, 2, 0]] {
+            let rows = Tensor::<B, 1, Int>::from_ints(order.as_slice(), &device);
+            let want = buffer.clone().select(0, rows.clone());
+            let own = Tensor::<B, 1>::from_floats(values.as_slice(), &device).reshape(dims);
+            let got = reorder_rows(own, 2, 4, &rows).expect("fast path on flex");
+            assert_eq!(got.dims(), [order.len(), 2, 6, 3]);
+            let filled = |t: Tensor<B, 4>| t.slice(s![.., .., 0..4, ..]).into_data();
+            assert_eq!(filled(got.clone()), filled(want.clone()), "{order:?}");
+            let slot = Tensor::<B, 4>::ones([order.len(), 2, 1, 3], &device);
+            let written = match write_slot(got, 2, 4, slot.clone()) {
+                Ok(t) => t,
+                Err(_) => panic!("a narrowed cache stays writable in place"),
+            };
+            assert_eq!(
+                written.slice(s![.., .., 0..5, ..]).into_data(),
+                Tensor::cat(vec![want.slice(s![.., .., 0..4, ..]), slot], 2).into_data()
+            );
+        }
+        // Shared buffers and more rows than before take the generic path.
+        let rows = Tensor::<B, 1, Int>::from_ints([1, 0, 3, 2, 0], &device);
         assert!(reorder_rows(buffer.clone(), 2, 4, &rows).is_err());
         let shared = buffer.clone();
         let rows = Tensor::<B, 1, Int>::from_ints([1, 0, 3, 2], &device);
