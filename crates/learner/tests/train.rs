@@ -84,6 +84,12 @@ fn resuming_repeats_the_uninterrupted_run_bit_for_bit() {
     std::fs::write(&log, text).unwrap();
     let report = run(&c, &split, true).unwrap();
     assert_eq!(report.updates, 4);
+    // Resuming a finished run trains nothing more.
+    let again = run(&c, &split, true).unwrap();
+    assert_eq!(
+        (again.updates, again.stopped_because.as_str()),
+        (4, "reached max_updates = 4")
+    );
     let (whole, resumed) = (losses(&dir.path().join("whole")), losses(&split));
     assert_eq!(whole.len(), 4);
     assert_eq!(

@@ -478,8 +478,19 @@ impl<B: AutodiffBackend> Run<B> {
         let started = Instant::now();
         let elapsed0 = state.elapsed_s;
         let elapsed = || elapsed0 + started.elapsed().as_secs_f64();
-        let time_up = || t.time_limit_minutes > 0.0 && elapsed() >= t.time_limit_minutes * 60.0;
-        let updates_done = |state: &RunState| t.max_updates > 0 && state.updates >= t.max_updates;
+        // Why training must stop now, if it must (a resumed run may already be there).
+        let limit = |state: &RunState| {
+            if t.max_updates > 0 && state.updates >= t.max_updates {
+                Some(format!("reached max_updates = {}", t.max_updates))
+            } else if t.time_limit_minutes > 0.0 && elapsed() >= t.time_limit_minutes * 60.0 {
+                Some(format!(
+                    "reached time_limit_minutes = {}",
+                    t.time_limit_minutes
+                ))
+            } else {
+                None
+            }
+        };
         let batches_per_epoch = self.train.epoch(1).len().max(1);
         let total_epochs = if t.max_epochs > 0 {
             t.max_epochs
@@ -491,6 +502,9 @@ impl<B: AutodiffBackend> Run<B> {
         let stop = 'epochs: loop {
             if t.max_epochs > 0 && state.epoch as usize > t.max_epochs {
                 break format!("reached max_epochs = {}", t.max_epochs);
+            }
+            if let Some(why) = limit(&state) {
+                break why;
             }
             let batches = self.train.epoch(state.epoch);
             let mut accumulator = GradientsAccumulator::<Trainee<B>>::new();
@@ -592,8 +606,9 @@ impl<B: AutodiffBackend> Run<B> {
                 writeln!(log, "{line}").map_err(|e| LearnerError::io(&log_path, e))?;
                 let at_interval =
                     t.validate_every_updates > 0 && state.updates % t.validate_every_updates == 0;
-                let must_stop = updates_done(&state) || time_up() || interrupter.should_stop();
-                if at_interval || must_stop {
+                let must_stop = limit(&state)
+                    .or_else(|| interrupter.should_stop().then(|| "interrupted".to_string()));
+                if at_interval || must_stop.is_some() {
                     self.validate_and_save(
                         &ckpt,
                         &model(slot),
@@ -604,14 +619,8 @@ impl<B: AutodiffBackend> Run<B> {
                         elapsed(),
                     )?;
                 }
-                if must_stop {
-                    break 'epochs if updates_done(&state) {
-                        format!("reached max_updates = {}", t.max_updates)
-                    } else if time_up() {
-                        format!("reached time_limit_minutes = {}", t.time_limit_minutes)
-                    } else {
-                        "interrupted".to_string()
-                    };
+                if let Some(why) = must_stop {
+                    break 'epochs why;
                 }
             }
             processor.process_train(LearnerEvent::EndEpoch(state.epoch as usize));
