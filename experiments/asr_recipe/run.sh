@@ -31,12 +31,10 @@ ablation() {
     vocab300) echo "--set model.vocab_size=300" ;;
     vocab1000) echo "--set model.vocab_size=1000" ;;
     lr2e-3) echo "--set train.lr=2e-3" ;;
-    lr5e-4) echo "--set train.lr=5e-4" ;;
     dropout0) echo "--set model.dropout=0.0 --set model.decoder.attention.dropout=0.0" ;;
     cross) echo "--set model.decoder.style=\"cross\" --set model.decoder.cross_heads=4" ;;
     # The two changes that helped most at 2000 updates, together.
-    cross_dropout0) echo "--set model.decoder.style=\"cross\" --set model.decoder.cross_heads=4
-      --set model.dropout=0.0 --set model.decoder.attention.dropout=0.0" ;;
+    cross_dropout0) echo "$(ablation cross) $(ablation dropout0)" ;;
     # ... with MHA instead of MTLA s = 2, and a second seed of the MTLA run.
     cross_dropout0_mha) echo "$(ablation cross_dropout0) --set model.decoder.attention.kind=mha" ;;
     cross_dropout0_seed2) echo "$(ablation cross_dropout0) --set train.seed=2" ;;
