@@ -3,7 +3,8 @@
 #   CORPUS=DIR ASR=runs/asr_recipe/NAME bash experiments/st_recipe/run.sh [NAME [TRAIN ARGS...]]
 # NAME base: encoder from $ASR; NAME scratch: the control, a fresh encoder (no ASR stage);
 # NAME data34k: encoder from the shipped models/asr (WER 39.7 %), the 34093-pair corpus
-# (mtla-st corpus build --n 35093), validation every 1000 updates, TIME_LIMIT minutes in all.
+# (mtla-st corpus build --n 35093), validation every 1000 updates, TIME_LIMIT minutes in all;
+# NAME cross: the same with a cross-attention decoder and no dropout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -14,11 +15,15 @@ shift || true
 init=(--set "model.encoder_init=\"$PWD/$ASR/checkpoints/best.safetensors\"")
 extra=()
 [ "$NAME" = scratch ] && init=()
-if [ "$NAME" = data34k ]; then
+if [ "$NAME" = data34k ] || [ "$NAME" = cross ]; then
   init=(--set "model.encoder_init=\"$PWD/models/asr/model.safetensors\"")
   extra=(--set train.warmup_updates=1000 --set train.validate_every_updates=1000
     --set train.max_updates=80000 --set "train.time_limit_minutes=${TIME_LIMIT:-120}")
 fi
+# cross: what the ASR ablations found (../asr_recipe, "Ablations"): a cross-attention decoder
+# and no dropout.
+[ "$NAME" = cross ] && extra+=(--set model.decoder.style=\"cross\" --set model.decoder.cross_heads=4
+  --set model.dropout=0.0 --set model.decoder.attention.dropout=0.0)
 OUT=runs/st_recipe
 mkdir -p "$OUT" experiments/st_recipe/logs
 [ -x "$BIN" ] || cargo build --release -p mtla-st
