@@ -44,11 +44,10 @@ ablation() {
       --set model.decoder.attention.v_head_dim=64 --set model.decoder.attention.qk_rope_head_dim=32" ;;
     mha) echo "--set model.decoder.attention.kind=mha" ;;
     # Stage 4 (what the ablations point to, together): d 256, cross decoder, no dropout, lr 2e-3,
-    # from scratch; with MTLA s = 2 and with MHA, side by side, one thread each.
+    # from scratch (README "Stage 4").
     d256_cross) echo "$(ablation d256) $(ablation cross_dropout0) $(ablation lr2e-3)
       --set train.validate_every_updates=500 --set train.max_updates=80000
       --set train.time_limit_minutes=${TIME_LIMIT:-60}" ;;
-    d256_cross_mha) echo "$(ablation d256_cross) $(ablation mha)" ;;
     # Stage 2: the shipped model (base, 29299 updates, listening) trained on with SpecAugment
     # (fairseq's LB policy: one frequency mask <= 27 bins, one time mask <= 100 frames) and a
     # fresh schedule peaking at 5e-4; its tokenizer, so the pieces stay the same.
