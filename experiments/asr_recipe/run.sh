@@ -36,7 +36,7 @@ ablation() {
     # The two changes that helped most at 2000 updates, together.
     cross_dropout0) echo "$(ablation cross) $(ablation dropout0)" ;;
     # ... with MHA instead of MTLA s = 2, and a second seed of the MTLA run.
-    cross_dropout0_mha) echo "$(ablation cross_dropout0) --set model.decoder.attention.kind=mha" ;;
+    cross_dropout0_mha) echo "$(ablation cross_dropout0) $(ablation mha)" ;;
     cross_dropout0_seed2) echo "$(ablation cross_dropout0) --set train.seed=2" ;;
     # Twice the width everywhere (d 256, FFN 1024, MTLA r 128, head dims 64 / 64 / rope 32).
     d256) echo "--set model.d_model=256 --set model.encoder.ffn_dim=1024 --set model.decoder.ffn_dim=1024
