@@ -1,9 +1,10 @@
-//! `mtla-st average --checkpoints DIR --best N --out FILE`: averages a run's N best
-//! checkpoints by validation accuracy, as the paper does with its 10 best.
+//! `mtla-st average --checkpoints DIR --best N --out FILE [--half]`: averages a run's N best
+//! checkpoints by validation accuracy, as the paper does with its 10 best (`--half`: in f16,
+//! half the size, for shipping).
 
 use std::path::PathBuf;
 
-use learner::average::{average_checkpoints, best_checkpoints};
+use learner::average::{average_checkpoints, best_checkpoints, StoredPrecision};
 
 #[derive(Debug, clap::Args)]
 pub struct AverageArgs {
@@ -16,12 +17,21 @@ pub struct AverageArgs {
     /// The averaged weights (.safetensors).
     #[arg(long)]
     pub out: PathBuf,
+    /// Write the weights in f16: half the size, for shipping a model (`models/`); loading
+    /// widens them back to f32.
+    #[arg(long)]
+    pub half: bool,
 }
 
 /// Runs `mtla-st average`.
 pub fn run(args: AverageArgs) -> anyhow::Result<()> {
     let inputs = best_checkpoints(&args.checkpoints, args.best)?;
-    average_checkpoints(&inputs, &args.out)?;
+    let precision = if args.half {
+        StoredPrecision::F16
+    } else {
+        StoredPrecision::F32
+    };
+    average_checkpoints(&inputs, &args.out, precision)?;
     eprintln!(
         "averaged {} checkpoints into {}",
         inputs.len(),

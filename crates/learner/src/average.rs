@@ -1,9 +1,11 @@
 //! Checkpoint averaging (fairseq `average_checkpoints.py`, the paper averages its 10 best):
-//! every parameter is the element-wise mean over the checkpoints.
+//! every parameter is the element-wise mean over the checkpoints, written in f32 or, for a
+//! shipped model at half the size, f16 (loading widens it back to f32).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use burn::tensor::f16;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
@@ -44,9 +46,41 @@ pub fn best_checkpoints(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// Averages the f32 tensors of `inputs` (same names and shapes) into `out`; the header
-/// metadata of the first input is kept, with `averaged_from` added.
-pub fn average_checkpoints(inputs: &[PathBuf], out: &Path) -> Result<()> {
+/// The floating-point format averaged weights are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoredPrecision {
+    /// As trained.
+    #[default]
+    F32,
+    /// Half the file size (about 3 significant digits per weight), for shipping a model; the
+    /// loader widens every weight back to f32, so computation is unchanged.
+    F16,
+}
+
+impl StoredPrecision {
+    fn dtype(self) -> Dtype {
+        match self {
+            StoredPrecision::F32 => Dtype::F32,
+            StoredPrecision::F16 => Dtype::F16,
+        }
+    }
+
+    /// The little-endian bytes of `value` in this format.
+    fn bytes(self, value: f64) -> Vec<u8> {
+        match self {
+            StoredPrecision::F32 => (value as f32).to_le_bytes().to_vec(),
+            StoredPrecision::F16 => f16::from_f64(value).to_le_bytes().to_vec(),
+        }
+    }
+}
+
+/// Averages the f32 tensors of `inputs` (same names and shapes) into `out`, written in
+/// `precision`; the header metadata of the first input is kept, with `averaged_from` added.
+pub fn average_checkpoints(
+    inputs: &[PathBuf],
+    out: &Path,
+    precision: StoredPrecision,
+) -> Result<()> {
     let first = inputs
         .first()
         .ok_or_else(|| LearnerError::Config("no checkpoint to average".into()))?;
@@ -114,9 +148,7 @@ pub fn average_checkpoints(inputs: &[PathBuf], out: &Path) -> Result<()> {
             (
                 name,
                 shape,
-                sum.iter()
-                    .flat_map(|s| ((s / n) as f32).to_le_bytes())
-                    .collect(),
+                sum.iter().flat_map(|s| precision.bytes(s / n)).collect(),
             )
         })
         .collect();
@@ -125,7 +157,7 @@ pub fn average_checkpoints(inputs: &[PathBuf], out: &Path) -> Result<()> {
         .map(|(name, shape, data)| {
             (
                 name.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), data).expect("consistent sizes"),
+                TensorView::new(precision.dtype(), shape.clone(), data).expect("consistent sizes"),
             )
         })
         .collect();
@@ -134,4 +166,61 @@ pub fn average_checkpoints(inputs: &[PathBuf], out: &Path) -> Result<()> {
     let serialized =
         safetensors::serialize(views, Some(metadata)).map_err(|e| LearnerError::io(out, e))?;
     fbank::npy::write_atomic(out, &serialized).map_err(|e| LearnerError::io(out, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, values: &[f32]) {
+        let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = TensorView::new(Dtype::F32, vec![2, values.len() / 2], &data).unwrap();
+        std::fs::write(path, safetensors::serialize([("w", view)], None).unwrap()).unwrap();
+    }
+
+    fn read(path: &Path) -> (Dtype, Vec<f32>) {
+        let bytes = std::fs::read(path).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let view = file.tensor("w").unwrap();
+        let values = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            Dtype::F16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes(c.try_into().unwrap()).to_f32())
+                .collect(),
+            other => panic!("unexpected {other:?}"),
+        };
+        (view.dtype(), values)
+    }
+
+    #[test]
+    fn averages_elementwise_in_f32_or_half_the_size_in_f16() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        write(&a, &[1.0, -2.0, 0.5, 1e-3, 3.0, 100.0]);
+        write(&b, &[2.0, 2.0, 0.25, 3e-3, -1.0, 200.0]);
+        let mean = [1.5, 0.0, 0.375, 2e-3, 1.0, 150.0];
+        let (f32_out, f16_out) = (dir.path().join("f32"), dir.path().join("f16"));
+        average_checkpoints(&[a.clone(), b.clone()], &f32_out, StoredPrecision::F32).unwrap();
+        average_checkpoints(&[a, b], &f16_out, StoredPrecision::F16).unwrap();
+        let (dtype, values) = read(&f32_out);
+        assert_eq!((dtype, values.as_slice()), (Dtype::F32, mean.as_slice()));
+        let (dtype, values) = read(&f16_out);
+        assert_eq!(dtype, Dtype::F16);
+        for (v, m) in values.iter().zip(mean) {
+            assert!((v - m).abs() <= m.abs() * 1e-3, "{values:?} vs {mean:?}");
+        }
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        assert!(
+            size(&f16_out) < size(&f32_out),
+            "{} vs {}",
+            size(&f16_out),
+            size(&f32_out)
+        );
+    }
 }

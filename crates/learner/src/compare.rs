@@ -9,7 +9,7 @@ use burn::tensor::backend::AutodiffBackend;
 use mtla::AttentionKind;
 use serde::Serialize;
 
-use crate::average::{average_checkpoints, best_checkpoints};
+use crate::average::{average_checkpoints, best_checkpoints, StoredPrecision};
 use crate::config::ExperimentConfig;
 use crate::error::{LearnerError, Result};
 use crate::eval::{evaluate, EvalOptions, EvalReport};
@@ -139,7 +139,11 @@ pub fn compare<B: AutodiffBackend>(
             .load()?
             .expect("training committed a state");
         let checkpoint = dir.join("averaged.safetensors");
-        average_checkpoints(&best_checkpoints(&dir, average_best)?, &checkpoint)?;
+        average_checkpoints(
+            &best_checkpoints(&dir, average_best)?,
+            &checkpoint,
+            StoredPrecision::F32,
+        )?;
         let run_cfg = ExperimentConfig::load(&dir.join("config.toml"))?;
         let eval = evaluate::<B::InnerBackend>(
             &EvalOptions {

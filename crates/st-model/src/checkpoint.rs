@@ -2,9 +2,11 @@
 //! name the first parameter that does not fit the config.
 
 use std::path::Path;
+use std::rc::Rc;
 
 use burn::prelude::*;
-use burn::store::{ApplyError, ModuleSnapshot, SafetensorsStore};
+use burn::store::{ApplyError, ModuleAdapter, ModuleSnapshot, SafetensorsStore, TensorSnapshot};
+use burn::tensor::DType;
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
@@ -64,7 +66,8 @@ pub fn load_into<B: Backend>(
     }
     let mut store = SafetensorsStore::from_file(path)
         .validate(false)
-        .allow_partial(true);
+        .allow_partial(true)
+        .with_from_adapter(WidenHalf);
     if let Some(p) = prefix {
         store = store.with_regex(format!("^{}", regex_escape(p)));
     }
@@ -112,6 +115,34 @@ pub fn load_into<B: Backend>(
         return Err(fail(path, "no parameter was loaded"));
     }
     Ok(())
+}
+
+/// Widens half-precision weights (a shipped model written by `mtla-st average --half`) to f32
+/// as they load, so the model computes in f32 whatever the file stores. Unlike burn-store's
+/// `HalfPrecisionAdapter`, which converts only the parameters of burn's own module types, it
+/// converts every tensor (the attention layers' parameters included).
+#[derive(Debug, Clone)]
+struct WidenHalf;
+
+impl ModuleAdapter for WidenHalf {
+    fn adapt(&self, snapshot: &TensorSnapshot) -> TensorSnapshot {
+        if !matches!(snapshot.dtype, DType::F16 | DType::BF16) {
+            return snapshot.clone();
+        }
+        let data = snapshot.clone_data_fn();
+        TensorSnapshot::from_closure(
+            Rc::new(move || Ok(data()?.convert_dtype(DType::F32))),
+            DType::F32,
+            snapshot.shape.clone(),
+            snapshot.path_stack.clone().unwrap_or_default(),
+            snapshot.container_stack.clone().unwrap_or_default(),
+            snapshot.tensor_id.unwrap_or_default(),
+        )
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(self.clone())
+    }
 }
 
 fn regex_escape(s: &str) -> String {

@@ -1,5 +1,6 @@
-//! Checkpoints round-trip, load atomically, name the first mismatching parameter, and can
-//! initialise an encoder from another model.
+//! Checkpoints round-trip, load atomically, name the first mismatching parameter, load from
+//! half-precision files (shipped models) into f32, and can initialise an encoder from another
+//! model.
 
 mod common;
 
@@ -56,6 +57,66 @@ fn save_load_round_trip_and_mismatch_errors() {
         .file_name()
         .to_string_lossy()
         .contains("tmp")));
+}
+
+/// A checkpoint whose weights are stored in f16 (`mtla-st average --half`) loads into an f32
+/// model that computes what the f32 weights compute, to f16's precision.
+#[test]
+fn half_precision_weights_load_widened_to_f32() {
+    use burn::tensor::{f16, DType};
+    use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+    let dir = tempfile::tempdir().unwrap();
+    let (full, half) = (
+        dir.path().join("f32.safetensors"),
+        dir.path().join("f16.safetensors"),
+    );
+    let config = tiny(AttentionKind::Mtla, 2, DecoderStyle::Cross);
+    let model = SpeechModel::<B>::new(&config, &Default::default()).unwrap();
+    save(&model, &config, &full).unwrap();
+    let bytes = std::fs::read(&full).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let narrowed: Vec<(String, Vec<usize>, Vec<u8>)> = file
+        .iter()
+        .map(|(name, view)| {
+            assert_eq!(view.dtype(), Dtype::F32, "{name}");
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .flat_map(|c| {
+                    f16::from_f32(f32::from_le_bytes(c.try_into().unwrap())).to_le_bytes()
+                })
+                .collect();
+            (name.to_string(), view.shape().to_vec(), data)
+        })
+        .collect();
+    let views = narrowed.iter().map(|(n, shape, data)| {
+        (
+            n.clone(),
+            TensorView::new(Dtype::F16, shape.clone(), data).unwrap(),
+        )
+    });
+    std::fs::write(
+        &half,
+        safetensors::serialize(views, meta.metadata().clone()).unwrap(),
+    )
+    .unwrap();
+
+    let loaded = load::<B>(&stored_config(&half).unwrap(), &half, &Default::default()).unwrap();
+    let feats = features(&[30], config.input_dim, 1);
+    let (_, toks) = tokens(&[4], 4, config.vocab_size, 2);
+    let a = model
+        .forward(feats.clone(), &[30], toks.clone(), &[4])
+        .unwrap()
+        .logits;
+    let b = loaded.forward(feats, &[30], toks, &[4]).unwrap().logits;
+    assert_eq!(b.dtype(), DType::F32);
+    let diff = (a.clone() - b).abs().max().into_scalar();
+    let scale = a.abs().max().into_scalar();
+    assert!(
+        diff > 0.0 && diff < 1e-2 * scale,
+        "max |diff| {diff}, max |logit| {scale}"
+    );
 }
 
 #[test]
