@@ -16,7 +16,7 @@ pub struct EvalArgs {
     /// fairseq S2T TSV manifest to decode.
     #[arg(long)]
     pub manifest: PathBuf,
-    /// Tokenizer (default: the run's tokenizer.json next to checkpoints/).
+    /// Tokenizer (default: the tokenizer.json beside the checkpoint or in its run folder).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
     /// Beam size (1 = greedy).

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::config::{EvalConfig, ExperimentConfig, Task};
 use crate::decode::{decode_batch, SpecialTokens};
 use crate::error::{LearnerError, Result};
+use crate::infer::ModelFiles;
 use crate::precision::{cast_module, Precision};
 use crate::train::batch::{to_tensors, Specials};
 use data::progress::Progress;
@@ -22,7 +23,8 @@ use metrics::{score_lines, QualityReport};
 pub struct EvalOptions {
     pub checkpoint: PathBuf,
     pub manifest: PathBuf,
-    /// Defaults to the run's `tokenizer.json` next to `checkpoints/`.
+    /// Defaults to the `tokenizer.json` beside the checkpoint or in its run folder (an averaged
+    /// `RUN/avg.safetensors` as well as `RUN/checkpoints/x.safetensors`).
     pub tokenizer: Option<PathBuf>,
     pub eval: EvalConfig,
     pub task: Task,
@@ -35,10 +37,11 @@ pub struct EvalOptions {
 }
 
 impl EvalOptions {
-    /// Options from the run a checkpoint belongs to (its `config.toml`), if any.
+    /// Options from the run a checkpoint belongs to (the `config.toml` beside it or in its run
+    /// folder, as [`ModelFiles::find`] looks), if any.
     pub fn run_config(checkpoint: &Path) -> Option<ExperimentConfig> {
-        let run = checkpoint.parent()?.parent()?;
-        ExperimentConfig::load(&run.join("config.toml")).ok()
+        let files = ModelFiles::find(checkpoint).ok()?;
+        ExperimentConfig::load(&files.config).ok()
     }
 }
 
@@ -88,13 +91,10 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     let model_config = st_model::checkpoint::stored_config(&opts.checkpoint)?;
     let model = st_model::checkpoint::load::<B>(&model_config, &opts.checkpoint, device)?;
     let model = cast_module(model, opts.precision);
-    let tokenizer_path = opts.tokenizer.clone().unwrap_or_else(|| {
-        opts.checkpoint
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(Path::new("."))
-            .join("tokenizer.json")
-    });
+    let tokenizer_path = match &opts.tokenizer {
+        Some(path) => path.clone(),
+        None => ModelFiles::find(&opts.checkpoint)?.tokenizer,
+    };
     let tokenizer = Tokenizer::load(&tokenizer_path)?;
     if tokenizer.vocab_size() != model_config.vocab_size {
         return Err(LearnerError::Config(format!(

@@ -113,31 +113,38 @@ fn files_decode_and_bad_ones_are_named_errors() {
     std::fs::copy(run.join("config.toml"), lone.join("config.toml")).unwrap();
     Inference::<Flex>::load(&lone, &Default::default()).unwrap();
 
-    // Evaluating a manifest none of whose audio exists is an error naming it, not an empty report.
+    // Evaluating a manifest none of whose audio exists is an error naming it, not an empty report,
+    // for a checkpoint in RUN/checkpoints/ and for one in the run folder itself (where `mtla-st
+    // average --out RUN/avg.safetensors` writes): both find the run's tokenizer and config.
     let manifest = d.join("nowhere.tsv");
     std::fs::write(
         &manifest,
         "id\taudio\tn_frames\ttgt_text\tspeaker\tsrc_text\nu1\tmissing.wav\t100\tHallo.\ts\tHello.\n",
     )
     .unwrap();
-    let err = evaluate::<Flex>(
-        &EvalOptions {
-            checkpoint: checkpoint.clone(),
-            manifest: manifest.clone(),
-            tokenizer: None,
-            eval: Default::default(),
-            task: Task::Transcript,
-            feature_cache: d.join("cache"),
-            out: d.join("eval"),
-            progress: false,
-            precision: Default::default(),
-        },
-        &Default::default(),
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        err.contains(&manifest.display().to_string()) && err.contains("nothing to decode"),
-        "{err}"
-    );
+    let averaged = run.join("avg.safetensors");
+    std::fs::copy(&checkpoint, &averaged).unwrap();
+    for weights in [&checkpoint, &averaged] {
+        assert!(EvalOptions::run_config(weights).is_some(), "{weights:?}");
+        let err = evaluate::<Flex>(
+            &EvalOptions {
+                checkpoint: weights.clone(),
+                manifest: manifest.clone(),
+                tokenizer: None,
+                eval: Default::default(),
+                task: Task::Transcript,
+                feature_cache: d.join("cache"),
+                out: d.join("eval"),
+                progress: false,
+                precision: Default::default(),
+            },
+            &Default::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(&manifest.display().to_string()) && err.contains("nothing to decode"),
+            "{err}"
+        );
+    }
 }
