@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 11, item 5: MHA, MLA and MTLA (s = 2, 4) decoders trained on the shipped ASR encoder
-# (models/asr), 2 seeds each, identical settings, on the 34k-utterance offline Debian corpus of
+# (models/stages/asr_d128, shipped as models/asr until 2026-12-02), 2 seeds each, identical
+# settings, on the 34k-utterance offline Debian corpus of
 # ../asr_recipe (test sentences never in training); beam 5 on its 500 test utterances, with the
 # decoder alone and jointly with the CTC head (comparison_ctc0.2.md). The two
 # seeds train concurrently, one thread each (PARALLEL_SEEDS=, empty, trains them one by one).
@@ -11,7 +12,7 @@ export CORPUS=${CORPUS:-$HOME/corpora/deen-9k} SEEDS=${SEEDS:-1,2} PARALLEL_SEED
 BIN=${BIN:-target/release/mtla-st}
 [ -f "$CORPUS/train.tsv" ] || { echo "no corpus in $CORPUS: build it as experiments/asr_recipe/run.sh does" >&2; exit 2; }
 BIN=$BIN bash experiments/compare.sh asr_compare mha,mtla2,mla,mtla4
-# The same runs decoded jointly with their CTC heads (weight 0.2, chosen on dev for models/asr).
+# The same runs decoded jointly with their CTC heads (weight 0.2, chosen on dev for that model).
 BIN=$BIN TAG=_ctc0.2 PARALLEL_SEEDS= bash experiments/compare.sh asr_compare mha,mtla2,mla,mtla4 \
   --set eval.ctc_weight=0.2
 # Logs kept here: validations and every 10th update; the test reports.

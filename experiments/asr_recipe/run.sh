@@ -48,18 +48,23 @@ ablation() {
     d256_cross) echo "$(ablation d256) $(ablation cross_dropout0) $(ablation lr2e-3)
       --set train.validate_every_updates=500 --set train.max_updates=80000
       --set train.time_limit_minutes=${TIME_LIMIT:-60}" ;;
+    # MHA against MTLA s = 2 on stage 4's recipe, the first 3000 updates, two seeds each (MTLA
+    # seed 1 is d256_cross's own checkpoint u00003000; README "Stage 4").
+    d256_cross_mha) echo "$(ablation d256_cross) $(ablation mha) --set train.max_updates=3000" ;;
+    d256_cross_seed2) echo "$(ablation d256_cross) --set train.seed=2 --set train.max_updates=3000" ;;
+    d256_cross_mha_seed2) echo "$(ablation d256_cross_mha) --set train.seed=2" ;;
     # Stage 2: the shipped model (base, 29299 updates, listening) trained on with SpecAugment
     # (fairseq's LB policy: one frequency mask <= 27 bins, one time mask <= 100 frames) and a
     # fresh schedule peaking at 5e-4; its tokenizer, so the pieces stay the same.
-    specaug) echo "--set train.init_from=\"../models/asr/model.safetensors\"
-      --set data.tokenizer=\"../models/asr/tokenizer.json\" --set data.specaugment.freq_mask_n=1
+    specaug) echo "--set train.init_from=\"../models/stages/asr_d128/model.safetensors\"
+      --set data.tokenizer=\"../models/stages/asr_d128/tokenizer.json\" --set data.specaugment.freq_mask_n=1
       --set data.specaugment.time_mask_n=1 --set train.lr=5e-4 --set train.validate_every_updates=500
       --set train.max_updates=40000 --set train.time_limit_minutes=${TIME_LIMIT:-130}" ;;
     # Stage 3: the shipped model (base) trained on 4x the sentences (the corpus rebuilt with
     # --n 35093: 34093 training utterances, 31.9 h; dev/test unchanged); its tokenizer, a fresh
     # schedule peaking at 5e-4 over 1000 warm-up updates, no SpecAugment (stage 2: no gain).
-    data34k) echo "--set train.init_from=\"../models/asr/model.safetensors\"
-      --set data.tokenizer=\"../models/asr/tokenizer.json\" --set train.lr=5e-4
+    data34k) echo "--set train.init_from=\"../models/stages/asr_d128/model.safetensors\"
+      --set data.tokenizer=\"../models/stages/asr_d128/tokenizer.json\" --set train.lr=5e-4
       --set train.warmup_updates=1000 --set train.validate_every_updates=1000
       --set train.max_updates=80000 --set train.time_limit_minutes=${TIME_LIMIT:-120}" ;;
     *) echo "unknown ablation $1" >&2; exit 2 ;;

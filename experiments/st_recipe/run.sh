@@ -2,7 +2,8 @@
 # Issue 11's ST stage: the encoder from an ASR run of experiments/asr_recipe, then ST training.
 #   CORPUS=DIR ASR=runs/asr_recipe/NAME bash experiments/st_recipe/run.sh [NAME [TRAIN ARGS...]]
 # NAME base: encoder from $ASR; NAME scratch: the control, a fresh encoder (no ASR stage);
-# NAME data34k: encoder from the shipped models/asr (WER 39.7 %), the 34093-pair corpus
+# NAME data34k: encoder from models/stages/asr_d128 (shipped as models/asr until 2026-12-02;
+# WER 39.7 %), the 34093-pair corpus
 # (mtla-st corpus build --n 35093), validation every 1000 updates, TIME_LIMIT minutes in all;
 # NAME cross: the same with a cross-attention decoder and no dropout.
 set -euo pipefail
@@ -16,7 +17,7 @@ init=(--set "model.encoder_init=\"$PWD/$ASR/checkpoints/best.safetensors\"")
 extra=()
 [ "$NAME" = scratch ] && init=()
 if [ "$NAME" = data34k ] || [ "$NAME" = cross ]; then
-  init=(--set "model.encoder_init=\"$PWD/models/asr/model.safetensors\"")
+  init=(--set "model.encoder_init=\"$PWD/models/stages/asr_d128/model.safetensors\"")
   extra=(--set train.warmup_updates=1000 --set train.validate_every_updates=1000
     --set train.max_updates=80000 --set "train.time_limit_minutes=${TIME_LIMIT:-120}")
 fi
