@@ -4,10 +4,27 @@
 
 mod common;
 
+use burn::prelude::Tensor;
 use common::*;
 use mtla::AttentionKind;
 use st_model::checkpoint::{init, load, save, stored_config};
-use st_model::{DecoderStyle, SpeechModel};
+use st_model::{DecoderStyle, ModelConfig, SpeechModel};
+
+/// The logits of two models of `config` on the same random utterance and target prefix.
+fn logits_of_both(
+    a: &SpeechModel<B>,
+    b: &SpeechModel<B>,
+    config: &ModelConfig,
+) -> (Tensor<B, 3>, Tensor<B, 3>) {
+    let feats = features(&[30], config.input_dim, 1);
+    let (_, toks) = tokens(&[4], 4, config.vocab_size, 2);
+    let logits = |m: &SpeechModel<B>| {
+        m.forward(feats.clone(), &[30], toks.clone(), &[4])
+            .unwrap()
+            .logits
+    };
+    (logits(a), logits(b))
+}
 
 #[test]
 fn save_load_round_trip_and_mismatch_errors() {
@@ -18,13 +35,7 @@ fn save_load_round_trip_and_mismatch_errors() {
     save(&model, &config, &path).unwrap();
     assert_eq!(stored_config(&path).unwrap(), config);
     let loaded = load::<B>(&config, &path, &Default::default()).unwrap();
-    let feats = features(&[30], config.input_dim, 1);
-    let (_, toks) = tokens(&[4], 4, config.vocab_size, 2);
-    let a = model
-        .forward(feats.clone(), &[30], toks.clone(), &[4])
-        .unwrap()
-        .logits;
-    let b = loaded.forward(feats, &[30], toks, &[4]).unwrap().logits;
+    let (a, b) = logits_of_both(&model, &loaded, &config);
     assert_eq!((a - b).abs().max().into_scalar(), 0.0);
 
     // Another architecture: the first mismatching parameter is named.
@@ -103,13 +114,7 @@ fn half_precision_weights_load_widened_to_f32() {
     .unwrap();
 
     let loaded = load::<B>(&stored_config(&half).unwrap(), &half, &Default::default()).unwrap();
-    let feats = features(&[30], config.input_dim, 1);
-    let (_, toks) = tokens(&[4], 4, config.vocab_size, 2);
-    let a = model
-        .forward(feats.clone(), &[30], toks.clone(), &[4])
-        .unwrap()
-        .logits;
-    let b = loaded.forward(feats, &[30], toks, &[4]).unwrap().logits;
+    let (a, b) = logits_of_both(&model, &loaded, &config);
     assert_eq!(b.dtype(), DType::F32);
     let diff = (a.clone() - b).abs().max().into_scalar();
     let scale = a.abs().max().into_scalar();
