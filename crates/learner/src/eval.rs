@@ -38,10 +38,9 @@ pub struct EvalOptions {
 
 impl EvalOptions {
     /// Options from the run a checkpoint belongs to (the `config.toml` beside it or in its run
-    /// folder, as [`ModelFiles::find`] looks), if any.
+    /// folder, as [`ModelFiles::beside`] looks), if any.
     pub fn run_config(checkpoint: &Path) -> Option<ExperimentConfig> {
-        let files = ModelFiles::find(checkpoint).ok()?;
-        ExperimentConfig::load(&files.config).ok()
+        ExperimentConfig::load(&ModelFiles::beside(checkpoint, "config.toml").ok()?).ok()
     }
 }
 
@@ -93,7 +92,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     let model = cast_module(model, opts.precision);
     let tokenizer_path = match &opts.tokenizer {
         Some(path) => path.clone(),
-        None => ModelFiles::find(&opts.checkpoint)?.tokenizer,
+        None => ModelFiles::beside(&opts.checkpoint, "tokenizer.json")?,
     };
     let tokenizer = Tokenizer::load(&tokenizer_path)?;
     if tokenizer.vocab_size() != model_config.vocab_size {

@@ -34,41 +34,53 @@ impl ModelFiles {
     /// tokenizer and config beside it or in its run folder (`RUN/checkpoints/x.safetensors`).
     /// A missing piece is an error naming the file looked for.
     pub fn find(path: &Path) -> Result<Self> {
-        let (weights, dirs) = if path.is_dir() {
-            (path.join("model.safetensors"), vec![path.to_path_buf()])
+        let weights = if path.is_dir() {
+            path.join("model.safetensors")
         } else {
-            let dir = path.parent().unwrap_or(Path::new("."));
-            let mut dirs = vec![dir.to_path_buf()];
-            dirs.extend(dir.parent().map(Path::to_path_buf));
-            (path.to_path_buf(), dirs)
+            path.to_path_buf()
         };
         if !weights.is_file() {
             return Err(LearnerError::io(&weights, "no model weights here"));
         }
-        let beside =
-            |name: &str| {
-                dirs.iter()
-                    .map(|d| d.join(name))
-                    .find(|p| p.is_file())
-                    .ok_or_else(|| {
-                        LearnerError::io(
-                            &weights,
-                            format!(
-                            "no {name} next to the weights (looked in {}); a model needs its {}",
-                            dirs.iter()
-                                .map(|d| d.display().to_string())
-                                .collect::<Vec<_>>()
-                                .join(" and "),
-                            if name.starts_with("tokenizer") { "tokenizer" } else { "config" }
-                        ),
-                        )
-                    })
-            };
         Ok(Self {
-            tokenizer: beside("tokenizer.json")?,
-            config: beside("config.toml")?,
+            tokenizer: Self::beside(path, "tokenizer.json")?,
+            config: Self::beside(path, "config.toml")?,
             weights,
         })
+    }
+
+    /// The file `name` of the model at `path` (a model folder, or a checkpoint with the file
+    /// beside it or in its run folder), or an error naming where it was looked for.
+    pub fn beside(path: &Path, name: &str) -> Result<PathBuf> {
+        let dirs = if path.is_dir() {
+            vec![path.to_path_buf()]
+        } else {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            std::iter::once(dir)
+                .chain(dir.parent())
+                .map(Path::to_path_buf)
+                .collect()
+        };
+        dirs.iter()
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                LearnerError::io(
+                    path,
+                    format!(
+                        "no {name} next to the weights (looked in {}); a model needs its {}",
+                        dirs.iter()
+                            .map(|d| d.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(" and "),
+                        if name.starts_with("tokenizer") {
+                            "tokenizer"
+                        } else {
+                            "config"
+                        }
+                    ),
+                )
+            })
     }
 }
 
