@@ -6,6 +6,8 @@
 # WER 39.7 %), the 34093-pair corpus
 # (mtla-st corpus build --n 35093), validation every 1000 updates, TIME_LIMIT minutes in all;
 # NAME cross: the same with a cross-attention decoder and no dropout.
+# NAME d256: ASR stage 4's model (d 256, cross decoder, no dropout, lr 2e-3) from its encoder
+# (models/asr, WER 30.9 %).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -16,7 +18,7 @@ shift || true
 init=(--set "model.encoder_init=\"$PWD/$ASR/checkpoints/best.safetensors\"")
 extra=()
 [ "$NAME" = scratch ] && init=()
-if [ "$NAME" = data34k ] || [ "$NAME" = cross ]; then
+if [ "$NAME" = data34k ] || [ "$NAME" = cross ] || [ "$NAME" = d256 ]; then
   init=(--set "model.encoder_init=\"$PWD/models/stages/asr_d128/model.safetensors\"")
   extra=(--set train.warmup_updates=1000 --set train.validate_every_updates=1000
     --set train.max_updates=80000 --set "train.time_limit_minutes=${TIME_LIMIT:-120}")
@@ -25,6 +27,13 @@ fi
 # and no dropout.
 [ "$NAME" = cross ] && extra+=(--set model.decoder.style=\"cross\" --set model.decoder.cross_heads=4
   --set model.dropout=0.0 --set model.decoder.attention.dropout=0.0)
+# d256: the widths of ../asr_recipe's stage 4 (its ablation `d256`) and its encoder.
+[ "$NAME" = d256 ] && init=(--set "model.encoder_init=\"$PWD/models/asr/model.safetensors\"") &&
+  extra+=(--set model.decoder.style=\"cross\" --set model.decoder.cross_heads=4 --set model.dropout=0.0
+    --set model.decoder.attention.dropout=0.0 --set train.lr=2e-3 --set model.d_model=256
+    --set model.encoder.ffn_dim=1024 --set model.decoder.ffn_dim=1024
+    --set model.decoder.attention.kv_lora_rank=128 --set model.decoder.attention.qk_nope_head_dim=64
+    --set model.decoder.attention.v_head_dim=64 --set model.decoder.attention.qk_rope_head_dim=32)
 OUT=runs/st_recipe
 mkdir -p "$OUT" experiments/st_recipe/logs
 [ -x "$BIN" ] || cargo build --release -p mtla-st
