@@ -53,11 +53,11 @@ ablation() {
     d256_cross_mha) echo "$(ablation d256_cross) $(ablation mha) --set train.max_updates=3000" ;;
     d256_cross_seed2) echo "$(ablation d256_cross) --set train.seed=2 --set train.max_updates=3000" ;;
     d256_cross_mha_seed2) echo "$(ablation d256_cross_mha) --set train.seed=2" ;;
-    # Stage 5: stage 4 from its update 7000 (dev accuracy 90.1 %, training loss far below the
-    # dev loss) with SpecAugment and a fresh schedule peaking at 5e-4; same tokenizer (README
-    # "Stage 5"). Milder than fairseq's LB policy (one time mask <= 100 frames), which on these
-    # 2-4 s utterances hides whole words (CTC loss 0.9 -> 5.5 at its first update): two frequency
-    # masks < 27 bins, two time masks each < 40 frames and < 10 % of the utterance.
+    # After stage 4: its update 7000 (dev accuracy 90.1 %, training loss far below the dev
+    # loss) with SpecAugment and a fresh schedule peaking at 5e-4; same tokenizer (README "Stage
+    # 4 continued"). Time masks milder than fairseq's LB policy, whose single mask of up to 100
+    # frames can hide whole words of these 2-4 s utterances: two frequency masks < 27 bins, two
+    # time masks each < 40 frames and < 10 % of the utterance. It still costs 3-4 dev points.
     d256_specaug) echo "$(ablation d256_cross)
       --set train.init_from=\"$PWD/$OUT/d256_cross/checkpoints/stage_u7000.safetensors\"
       --set data.tokenizer=\"$PWD/$OUT/d256_cross/tokenizer.json\" --set data.specaugment.freq_mask_n=2
