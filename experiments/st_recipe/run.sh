@@ -19,18 +19,18 @@ init=(--set "model.encoder_init=\"$PWD/$ASR/checkpoints/best.safetensors\"")
 extra=()
 [ "$NAME" = scratch ] && init=()
 if [ "$NAME" = data34k ] || [ "$NAME" = cross ] || [ "$NAME" = d256 ]; then
-  init=(--set "model.encoder_init=\"$PWD/models/stages/asr_d128/model.safetensors\"")
+  encoder=models/stages/asr_d128
+  [ "$NAME" = d256 ] && encoder=models/asr
+  init=(--set "model.encoder_init=\"$PWD/$encoder/model.safetensors\"")
   extra=(--set train.warmup_updates=1000 --set train.validate_every_updates=1000
     --set train.max_updates=80000 --set "train.time_limit_minutes=${TIME_LIMIT:-120}")
 fi
 # cross: what the ASR ablations found (../asr_recipe, "Ablations"): a cross-attention decoder
 # and no dropout.
-[ "$NAME" = cross ] && extra+=(--set model.decoder.style=\"cross\" --set model.decoder.cross_heads=4
-  --set model.dropout=0.0 --set model.decoder.attention.dropout=0.0)
-# d256: the widths of ../asr_recipe's stage 4 (its ablation `d256`) and its encoder.
-[ "$NAME" = d256 ] && init=(--set "model.encoder_init=\"$PWD/models/asr/model.safetensors\"") &&
-  extra+=(--set model.decoder.style=\"cross\" --set model.decoder.cross_heads=4 --set model.dropout=0.0
-    --set model.decoder.attention.dropout=0.0 --set train.lr=2e-3 --set model.d_model=256
+{ [ "$NAME" = cross ] || [ "$NAME" = d256 ]; } && extra+=(--set model.decoder.style=\"cross\"
+  --set model.decoder.cross_heads=4 --set model.dropout=0.0 --set model.decoder.attention.dropout=0.0)
+# d256: also the widths and lr of ../asr_recipe's stage 4 (its ablation `d256`) and its encoder.
+[ "$NAME" = d256 ] && extra+=(--set train.lr=2e-3 --set model.d_model=256
     --set model.encoder.ffn_dim=1024 --set model.decoder.ffn_dim=1024
     --set model.decoder.attention.kv_lora_rank=128 --set model.decoder.attention.qk_nope_head_dim=64
     --set model.decoder.attention.v_head_dim=64 --set model.decoder.attention.qk_rope_head_dim=32)
