@@ -1,5 +1,6 @@
 //! Which backend a generic `B` runs on, for the few places that take a CPU-specific route, and
-//! the casts between a generic tensor and the CPU backend's own primitives.
+//! the casts between a generic tensor and the CPU backend's own primitives (also for the graph
+//! nodes of other crates, such as the learner's CTC loss).
 
 use std::any::{Any, TypeId};
 
@@ -12,8 +13,9 @@ use burn::tensor::backend::BackendTypes;
 use burn::tensor::{DType, TensorPrimitive};
 
 /// The training backend on the CPU, whose primitive holds a flex tensor and its graph node.
-pub(crate) type AdFlex = Autodiff<Flex>;
-pub(crate) type AdPrimitive = <AdFlex as BackendTypes>::FloatTensorPrimitive;
+pub type AdFlex = Autodiff<Flex>;
+/// The primitive of [`AdFlex`]: a flex tensor and its graph node.
+pub type AdPrimitive = <AdFlex as BackendTypes>::FloatTensorPrimitive;
 
 /// Whether `B` is the CPU backend (burn-flex), with or without autodiff (both share its device).
 pub fn on_cpu<B: Backend>() -> bool {
@@ -21,7 +23,7 @@ pub fn on_cpu<B: Backend>() -> bool {
 }
 
 /// `t` as a `U` when it is one (a type test at run time), else `t` back.
-pub(crate) fn cast<T: 'static, U: 'static>(t: T) -> Result<U, T> {
+pub fn cast<T: 'static, U: 'static>(t: T) -> Result<U, T> {
     let mut slot = Some(t);
     match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
         Some(u) => Ok(u.take().expect("filled above")),
@@ -30,7 +32,7 @@ pub(crate) fn cast<T: 'static, U: 'static>(t: T) -> Result<U, T> {
 }
 
 /// A concrete primitive back as a `Tensor<B, D>` (`P` is `B`'s primitive, checked by the caller).
-pub(crate) fn back<B: Backend, P: 'static, const D: usize>(p: P) -> Tensor<B, D> {
+pub fn back<B: Backend, P: 'static, const D: usize>(p: P) -> Tensor<B, D> {
     let p = cast::<P, B::FloatTensorPrimitive>(p)
         .ok()
         .expect("the primitive is B's");
@@ -52,7 +54,7 @@ pub(crate) fn usable(t: FlexTensor) -> Option<FlexTensor> {
 /// The backward step of a custom CPU graph node: takes the node's output gradient, computes its
 /// parents' gradients with `backward(state, d_out)` (in parent order) and registers those whose
 /// parent tracks gradients.
-pub(crate) fn backprop<S, const N: usize, G: IntoIterator<Item = FlexTensor>>(
+pub fn backprop<S, const N: usize, G: IntoIterator<Item = FlexTensor>>(
     ops: Ops<S, N>,
     grads: &mut Gradients,
     backward: impl FnOnce(S, FlexTensor) -> G,

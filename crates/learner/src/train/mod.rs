@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod bits_loss;
 pub mod clip;
+pub mod ctc;
 pub mod listening;
 pub mod loss;
 pub mod renderer;

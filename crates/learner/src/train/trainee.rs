@@ -2,7 +2,6 @@
 //! `(1 - λ) · label-smoothed cross entropy + λ · CTC` with `λ = ctc_weight` when the encoder has a
 //! CTC head (the decoder loss alone otherwise).
 
-use burn::nn::loss::CTCLossConfig;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::FloatDType;
@@ -10,6 +9,7 @@ use burn::train::{InferenceStep, SequenceOutput, TrainOutput, TrainStep};
 use st_model::SpeechModel;
 
 use super::batch::TrainBatch;
+use super::ctc::ctc_loss;
 use super::loss::{label_smoothed_nll, LossSums};
 use crate::error::Result;
 use crate::precision::{cast_module, Precision};
@@ -99,23 +99,18 @@ impl<B: Backend> Trainee<B> {
         batch: &TrainBatch<B>,
         encoder_lengths: &[usize],
     ) -> Tensor<B, 1> {
-        let device = log_probs.device();
         // Targets without EOS; padding positions hold EOS (not blank), beyond each length.
         let targets = batch.targets.clone().mask_fill(
             batch.targets.clone().equal_elem(self.pad as i64),
             self.eos as i64,
         );
-        let lengths: Vec<i64> = batch.lengths.iter().map(|&n| (n - 1) as i64).collect();
-        let inputs: Vec<i64> = encoder_lengths.iter().map(|&n| n as i64).collect();
-        let ctc = CTCLossConfig::new()
-            .with_blank(self.pad)
-            .with_zero_infinity(true)
-            .init();
-        ctc.forward(
-            log_probs.cast(FloatDType::F32).swap_dims(0, 1),
+        let lengths: Vec<usize> = batch.lengths.iter().map(|&n| n - 1).collect();
+        ctc_loss(
+            log_probs.cast(FloatDType::F32),
             targets,
-            Tensor::from_ints(inputs.as_slice(), &device),
-            Tensor::from_ints(lengths.as_slice(), &device),
+            encoder_lengths,
+            &lengths,
+            self.pad,
         )
         .sum()
     }
