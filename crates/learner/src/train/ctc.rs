@@ -123,8 +123,6 @@ fn cpu_ctc_loss<B: Backend>(
 struct Lattice {
     /// The extended labels `l'`: blank, `l_1`, blank, …, `l_S`, blank.
     states: Vec<usize>,
-    /// Frames of the utterance, `T`.
-    frames: usize,
     /// `y_t(l'_s)`, `[T, |l'|]`.
     emissions: Vec<f32>,
     /// `α_t(s)`, `[T, |l'|]`.
@@ -246,7 +244,6 @@ impl Lattice {
         };
         Self {
             states,
-            frames,
             emissions,
             alpha,
             loss,
@@ -259,11 +256,12 @@ impl Lattice {
             return;
         }
         let width = self.states.len();
+        let frames = self.emissions.len() / width;
         let mut beta = vec![f32::NEG_INFINITY; width];
         let mut next = vec![f32::NEG_INFINITY; width];
-        for t in (0..self.frames).rev() {
+        for t in (0..frames).rev() {
             let emissions = &self.emissions[t * width..][..width];
-            if t + 1 == self.frames {
+            if t + 1 == frames {
                 beta[width - 1] = emissions[width - 1];
                 if width > 1 {
                     beta[width - 2] = emissions[width - 2];
