@@ -55,8 +55,19 @@ impl BackendTask for Decode {
         for file in &self.args.files {
             // A bad file is reported and skipped; the others are still decoded.
             match inference.decode_file(file, beam) {
-                Ok(d) if self.args.json => println!("{}", serde_json::to_string(&d)?),
-                Ok(d) => println!("{}\t{}", d.file, d.text),
+                Ok(d) => {
+                    if d.length_limited {
+                        eprintln!(
+                            "warning: {}: the output ended at the length limit and may be cut \
+                             short (raise eval.max_len_a / max_len_b in the model's config.toml)",
+                            d.file
+                        );
+                    }
+                    match self.args.json {
+                        true => println!("{}", serde_json::to_string(&d)?),
+                        false => println!("{}\t{}", d.file, d.text),
+                    }
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     all_ok = false;

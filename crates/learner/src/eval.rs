@@ -57,6 +57,9 @@ pub struct Efficiency {
     /// Generated tokens (EOS included) of the returned hypotheses.
     pub tokens: usize,
     pub tokens_per_s: f64,
+    /// Hypotheses that ended at the length limit `max_len_a * frames + max_len_b` (possibly cut
+    /// short; 0 when the limit never bit).
+    pub length_limited: usize,
     pub audio_s: f64,
     /// decode_s / audio_s.
     pub real_time_factor: f64,
@@ -133,8 +136,8 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     let search = opts.eval.search();
     let special = SpecialTokens::of(&tokenizer);
     let (mut hyps, mut refs) = (Vec::new(), Vec::new());
-    let (mut decode_s, mut tokens, mut peak_cache, mut audio_frames) =
-        (0.0, 0usize, 0usize, 0usize);
+    let (mut decode_s, mut tokens, mut peak_cache, mut audio_frames, mut length_limited) =
+        (0.0, 0usize, 0usize, 0usize, 0usize);
     let progress = Progress::new("decoding", dataset.len(), opts.progress);
     for indices in &batches {
         let host = dataset.load_batch(indices, &tokenizer, side, None)?;
@@ -148,6 +151,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
             .map_err(|e| LearnerError::Training(format!("device sync failed: {e:?}")))?;
         decode_s += t0.elapsed().as_secs_f64();
         tokens += stats.tokens;
+        length_limited += stats.length_limited;
         peak_cache = peak_cache.max(stats.peak_cache_bytes);
         audio_frames += host.frames.iter().sum::<usize>();
         hyps.extend(found.iter().map(|h| tokenizer.decode(&h.tokens)));
@@ -155,6 +159,16 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         progress.inc(host.frames.len() as u64);
     }
     progress.finish();
+    if length_limited > 0 {
+        eprintln!(
+            "warning: {length_limited} of {} hypotheses ended at the length limit \
+             (max_len_a {} x frames + max_len_b {}) and may be cut short; raise eval.max_len_a or \
+             eval.max_len_b (--max-len-a, --max-len-b)",
+            hyps.len(),
+            search.max_len_a,
+            search.max_len_b
+        );
+    }
     std::fs::create_dir_all(&opts.out).map_err(|e| LearnerError::io(&opts.out, e))?;
     for (name, lines) in [("hyp.txt", &hyps), ("ref.txt", &refs)] {
         let path = opts.out.join(name);
@@ -177,6 +191,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
             decode_s,
             tokens,
             tokens_per_s: tokens as f64 / decode_s.max(1e-9),
+            length_limited,
             audio_s,
             real_time_factor: decode_s / audio_s.max(1e-9),
             peak_kv_cache_bytes: peak_cache,

@@ -96,6 +96,9 @@ pub struct Decoded {
     /// Generated tokens (EOS included).
     pub tokens: usize,
     pub tokens_per_s: f64,
+    /// The output ended at the length limit (`eval.max_len_a * frames + eval.max_len_b`) and
+    /// may be cut short.
+    pub length_limited: bool,
 }
 
 /// A loaded model ready to decode files.
@@ -243,6 +246,7 @@ impl<B: Backend> Inference<B> {
             seconds,
             tokens: stats.tokens,
             tokens_per_s: stats.tokens as f64 / seconds.max(1e-9),
+            length_limited: stats.length_limited > 0,
         })
     }
 }

@@ -148,14 +148,10 @@ fn sharp_ctc(labels: &[Option<u32>], vocab: usize) -> Vec<f32> {
         .collect()
 }
 
-#[test]
-fn joint_ctc_search_follows_a_certain_ctc_head() {
-    let frames = [70, 52];
-    let cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
-    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
-    let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
-    // "5 9 9" (the repeat needs a blank between) and "12 3".
-    let ctc = CtcPrefixScorer::new(
+/// A CTC head certain of "5 9 9" (the repeat needs a blank between) for utterance 0 and of
+/// "12 3" for utterance 1.
+fn certain_ctc() -> CtcPrefixScorer {
+    CtcPrefixScorer::new(
         vec![
             sharp_ctc(
                 &[Some(5), Some(5), None, Some(9), None, Some(9), None, None],
@@ -166,7 +162,16 @@ fn joint_ctc_search_follows_a_certain_ctc_head() {
         40,
         SPECIAL.pad,
         SPECIAL.eos,
-    );
+    )
+}
+
+#[test]
+fn joint_ctc_search_follows_a_certain_ctc_head() {
+    let frames = [70, 52];
+    let cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
+    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
+    let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
+    let ctc = certain_ctc();
     // A beam whose pre-beam (1.5 k) covers the whole vocabulary: CTC sees every token.
     for ctc_weight in [0.5, 1.0] {
         let search = BeamConfig {
@@ -191,6 +196,36 @@ fn joint_ctc_search_follows_a_certain_ctc_head() {
     let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
     let (without, _) = beam_search(&mut scorer, &frames, &search, SPECIAL, None).unwrap();
     assert_eq!(with, without);
+}
+
+#[test]
+fn hypotheses_cut_by_the_length_limit_are_counted() {
+    let frames = [70, 52];
+    let cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
+    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
+    let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
+    let ctc = certain_ctc();
+    let search = |max_len_a, max_len_b| BeamConfig {
+        beam: 27,
+        max_len_a,
+        max_len_b,
+        ctc_weight: 1.0,
+        ..BeamConfig::default()
+    };
+    // Room for both: "5 9 9 EOS" and "12 3 EOS" end on their own.
+    let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
+    let (hyps, stats) =
+        beam_search(&mut scorer, &frames, &search(0.0, 10), SPECIAL, Some(&ctc)).unwrap();
+    assert_eq!((hyps[0].tokens.len(), hyps[1].tokens.len()), (3, 2));
+    assert_eq!(stats.length_limited, 0);
+    // max_len = 0.1 * src_frames + 3 gives 3 and 4 tokens: the first is cut to "5 9 EOS"
+    // and counted, the second still ends on its own.
+    let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
+    let (hyps, stats) =
+        beam_search(&mut scorer, &[0, 10], &search(0.1, 3), SPECIAL, Some(&ctc)).unwrap();
+    assert_eq!(hyps[0].tokens, [5, 9]);
+    assert_eq!(hyps[1].tokens, [12, 3]);
+    assert_eq!(stats.length_limited, 1);
 }
 
 #[test]

@@ -75,6 +75,9 @@ pub struct SearchStats {
     pub peak_cache_bytes: usize,
     /// Tokens generated (EOS included) over the returned hypotheses.
     pub tokens: usize,
+    /// Sentences whose returned hypothesis ended at `max_len` (EOS forced there, or chosen at
+    /// the last allowed step): possibly cut short, so `max_len_a`/`max_len_b` may be too small.
+    pub length_limited: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -273,5 +276,10 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
         })
         .collect();
     stats.tokens = hyps.iter().map(|h| h.tokens.len() + 1).sum();
+    stats.length_limited = hyps
+        .iter()
+        .zip(&max_len)
+        .filter(|&(h, &limit)| h.tokens.len() + 1 >= limit)
+        .count();
     Ok((hyps, stats))
 }
