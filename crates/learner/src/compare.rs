@@ -391,6 +391,7 @@ mod tests {
                     real_time_factor: decode_s,
                     peak_kv_cache_bytes: kv_bytes,
                     peak_process_bytes: None,
+                    length_limited: 0,
                 },
             },
         }
