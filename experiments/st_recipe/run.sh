@@ -13,6 +13,9 @@
 # NAME d256_reg: models/st (d256_34k's best, 5896 updates) trained on with dropout 0.2 (model and
 # attention; d256_34k overfits: its dev loss rose from update 3000 while the training loss fell),
 # a fresh schedule peaking at 5e-4.
+# NAME d256_enc5 / d256_enc5_mha: the paper's stage order on all 34093 pairs: a fresh d256 decoder
+# (MTLA s = 2 / MHA, otherwise equal) on the encoder of ASR stage 5 (models/asr, WER 20.8 %),
+# models/st's tokenizer, 5000 updates.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -23,10 +26,12 @@ shift || true
 init=(--set "model.encoder_init=\"$PWD/$ASR/checkpoints/best.safetensors\"")
 extra=()
 [ "$NAME" = scratch ] && init=()
+enc5=false
+{ [ "$NAME" = d256_enc5 ] || [ "$NAME" = d256_enc5_mha ]; } && enc5=true
 if [ "$NAME" = data34k ] || [ "$NAME" = cross ] || [ "$NAME" = d256 ] || [ "$NAME" = d256_34k ] \
-  || [ "$NAME" = d256_reg ]; then
+  || [ "$NAME" = d256_reg ] || $enc5; then
   encoder=models/stages/asr_d128
-  [ "$NAME" = d256 ] && encoder=models/asr
+  { [ "$NAME" = d256 ] || $enc5; } && encoder=models/asr
   init=(--set "model.encoder_init=\"$PWD/$encoder/model.safetensors\"")
   { [ "$NAME" = d256_34k ] || [ "$NAME" = d256_reg ]; } && init=(--set "train.init_from=\"$PWD/models/st/model.safetensors\""
     --set "data.tokenizer=\"$PWD/models/st/tokenizer.json\"")
@@ -35,16 +40,18 @@ if [ "$NAME" = data34k ] || [ "$NAME" = cross ] || [ "$NAME" = d256 ] || [ "$NAM
 fi
 # cross: what the ASR ablations found (../asr_recipe, "Ablations"): a cross-attention decoder
 # and no dropout.
-{ [ "$NAME" = cross ] || [ "$NAME" = d256 ] || [ "$NAME" = d256_34k ] || [ "$NAME" = d256_reg ]; } && extra+=(--set model.decoder.style=\"cross\"
+{ [ "$NAME" = cross ] || [ "$NAME" = d256 ] || [ "$NAME" = d256_34k ] || [ "$NAME" = d256_reg ] || $enc5; } && extra+=(--set model.decoder.style=\"cross\"
   --set model.decoder.cross_heads=4 --set model.dropout=0.0 --set model.decoder.attention.dropout=0.0)
 # d256: also the widths and lr of ../asr_recipe's stage 4 (its ablation `d256`) and its encoder.
-{ [ "$NAME" = d256 ] || [ "$NAME" = d256_34k ] || [ "$NAME" = d256_reg ]; } && extra+=(--set train.lr=2e-3 --set model.d_model=256
+{ [ "$NAME" = d256 ] || [ "$NAME" = d256_34k ] || [ "$NAME" = d256_reg ] || $enc5; } && extra+=(--set train.lr=2e-3 --set model.d_model=256
     --set model.encoder.ffn_dim=1024 --set model.decoder.ffn_dim=1024
     --set model.decoder.attention.kv_lora_rank=128 --set model.decoder.attention.qk_nope_head_dim=64
     --set model.decoder.attention.v_head_dim=64 --set model.decoder.attention.qk_rope_head_dim=32)
 [ "$NAME" = d256_34k ] && extra+=(--set train.lr=1e-3 --set train.warmup_updates=500)
 [ "$NAME" = d256_reg ] && extra+=(--set train.lr=5e-4 --set train.warmup_updates=500
   --set model.dropout=0.2 --set model.decoder.attention.dropout=0.2 --set train.validate_every_updates=500)
+$enc5 && extra+=(--set "data.tokenizer=\"$PWD/models/st/tokenizer.json\"" --set train.max_updates=5000)
+[ "$NAME" = d256_enc5_mha ] && extra+=(--set model.decoder.attention.kind=\"mha\")
 OUT=runs/st_recipe
 mkdir -p "$OUT" experiments/st_recipe/logs
 [ -x "$BIN" ] || cargo build --release -p mtla-st
