@@ -25,33 +25,37 @@ NAME=${1:-base}
 shift || true
 init=(--set "model.encoder_init=\"$PWD/$ASR/checkpoints/best.safetensors\"")
 extra=()
-[ "$NAME" = scratch ] && init=()
-enc5=false
-{ [ "$NAME" = d256_enc5 ] || [ "$NAME" = d256_enc5_mha ]; } && enc5=true
-if [ "$NAME" = data34k ] || [ "$NAME" = cross ] || [ "$NAME" = d256 ] || [ "$NAME" = d256_34k ] \
-  || [ "$NAME" = d256_reg ] || $enc5; then
+# Whether NAME is one of the arguments.
+named() { [[ " $* " == *" $NAME "* ]]; }
+d256_stages="d256 d256_34k d256_reg d256_enc5 d256_enc5_mha"
+named scratch && init=()
+# shellcheck disable=SC2086
+if named data34k cross $d256_stages; then
   encoder=models/stages/asr_d128
-  { [ "$NAME" = d256 ] || $enc5; } && encoder=models/asr
+  named d256 d256_enc5 d256_enc5_mha && encoder=models/asr
   init=(--set "model.encoder_init=\"$PWD/$encoder/model.safetensors\"")
-  { [ "$NAME" = d256_34k ] || [ "$NAME" = d256_reg ]; } && init=(--set "train.init_from=\"$PWD/models/st/model.safetensors\""
+  named d256_34k d256_reg && init=(--set "train.init_from=\"$PWD/models/st/model.safetensors\""
     --set "data.tokenizer=\"$PWD/models/st/tokenizer.json\"")
   extra=(--set train.warmup_updates=1000 --set train.validate_every_updates=1000
     --set train.max_updates=80000 --set "train.time_limit_minutes=${TIME_LIMIT:-120}")
 fi
 # cross: what the ASR ablations found (../asr_recipe, "Ablations"): a cross-attention decoder
 # and no dropout.
-{ [ "$NAME" = cross ] || [ "$NAME" = d256 ] || [ "$NAME" = d256_34k ] || [ "$NAME" = d256_reg ] || $enc5; } && extra+=(--set model.decoder.style=\"cross\"
+# shellcheck disable=SC2086
+named cross $d256_stages && extra+=(--set model.decoder.style=\"cross\"
   --set model.decoder.cross_heads=4 --set model.dropout=0.0 --set model.decoder.attention.dropout=0.0)
 # d256: also the widths and lr of ../asr_recipe's stage 4 (its ablation `d256`) and its encoder.
-{ [ "$NAME" = d256 ] || [ "$NAME" = d256_34k ] || [ "$NAME" = d256_reg ] || $enc5; } && extra+=(--set train.lr=2e-3 --set model.d_model=256
+# shellcheck disable=SC2086
+named $d256_stages && extra+=(--set train.lr=2e-3 --set model.d_model=256
     --set model.encoder.ffn_dim=1024 --set model.decoder.ffn_dim=1024
     --set model.decoder.attention.kv_lora_rank=128 --set model.decoder.attention.qk_nope_head_dim=64
     --set model.decoder.attention.v_head_dim=64 --set model.decoder.attention.qk_rope_head_dim=32)
-[ "$NAME" = d256_34k ] && extra+=(--set train.lr=1e-3 --set train.warmup_updates=500)
-[ "$NAME" = d256_reg ] && extra+=(--set train.lr=5e-4 --set train.warmup_updates=500
+named d256_34k && extra+=(--set train.lr=1e-3 --set train.warmup_updates=500)
+named d256_reg && extra+=(--set train.lr=5e-4 --set train.warmup_updates=500
   --set model.dropout=0.2 --set model.decoder.attention.dropout=0.2 --set train.validate_every_updates=500)
-$enc5 && extra+=(--set "data.tokenizer=\"$PWD/models/st/tokenizer.json\"" --set train.max_updates=5000)
-[ "$NAME" = d256_enc5_mha ] && extra+=(--set model.decoder.attention.kind=\"mha\")
+named d256_enc5 d256_enc5_mha && extra+=(--set "data.tokenizer=\"$PWD/models/st/tokenizer.json\""
+  --set train.max_updates=5000)
+named d256_enc5_mha && extra+=(--set model.decoder.attention.kind=\"mha\")
 OUT=runs/st_recipe
 mkdir -p "$OUT" experiments/st_recipe/logs
 [ -x "$BIN" ] || cargo build --release -p mtla-st
