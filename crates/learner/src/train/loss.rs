@@ -136,14 +136,14 @@ struct Totals {
 }
 
 /// What the backward pass needs: the logits, each position's target (`None`: padding) and
-/// log-normaliser, and the loss's weights.
+/// log-normaliser, and the loss's weights `eps_i` and `1 - eps - eps_i` (of the target's term).
 #[derive(Clone, Debug)]
 struct Smoothed {
     logits: FlexTensor,
     targets: Arc<Vec<Option<usize>>>,
     lse: Arc<Vec<f32>>,
-    epsilon: f32,
     eps_i: f32,
+    on_target: f32,
 }
 
 impl Smoothed {
@@ -195,8 +195,8 @@ impl Smoothed {
             logits,
             targets: Arc::new(targets),
             lse: Arc::new(rows.into_iter().map(|(lse, ..)| lse).collect()),
-            epsilon: epsilon as f32,
             eps_i: eps_i as f32,
+            on_target: (1.0 - epsilon - eps_i) as f32,
         };
         Some((loss, state, totals))
     }
@@ -206,7 +206,6 @@ impl Smoothed {
         let d = d_loss.to_contiguous().storage::<f32>()[0];
         let shape = self.logits.layout().shape().clone();
         let vocab = shape[2];
-        let on_target = 1.0 - self.epsilon - self.eps_i;
         let mut grad = vec![0.0f32; self.logits.storage::<f32>().len()];
         grad.par_chunks_mut(vocab)
             .zip(self.logits.storage::<f32>().par_chunks(vocab))
@@ -216,7 +215,7 @@ impl Smoothed {
                     for (g, &x) in g.iter_mut().zip(z) {
                         *g = d * ((x - lse).exp() - self.eps_i);
                     }
-                    g[t] -= d * on_target;
+                    g[t] -= d * self.on_target;
                 }
             });
         [FlexTensor::from_data(TensorData::new(grad, shape))]
