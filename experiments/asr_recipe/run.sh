@@ -69,6 +69,14 @@ ablation() {
     d256_34k) echo "$(ablation d256_cross) --set train.init_from=\"../models/asr/model.safetensors\"
       --set data.tokenizer=\"../models/asr/tokenizer.json\" --set train.lr=1e-3
       --set train.warmup_updates=500" ;;
+    # Stage 6: the shipped stage 5 model (its late 3-best average, which had begun to overfit the
+    # 31.9 h) on the same corpus speed-perturbed (0.9, 1.0, 1.1: 3 x 34093 utterances), its
+    # tokenizer, a fresh schedule peaking at 5e-4; with and without dropout 0.1 (README "Stage 6").
+    d256_sp) echo "$(ablation d256_cross) --set train.init_from=\"../models/asr/model.safetensors\"
+      --set data.tokenizer=\"../models/asr/tokenizer.json\" --set data.speed_perturb=[0.9,1.0,1.1]
+      --set train.lr=5e-4 --set train.warmup_updates=500" ;;
+    d256_sp_dropout) echo "$(ablation d256_sp) --set model.dropout=0.1
+      --set model.decoder.attention.dropout=0.1" ;;
     # Stage 2: the shipped model (base, 29299 updates, listening) trained on with SpecAugment
     # (fairseq's LB policy: one frequency mask <= 27 bins, one time mask <= 100 frames) and a
     # fresh schedule peaking at 5e-4; its tokenizer, so the pieces stay the same.

@@ -16,6 +16,8 @@
 # NAME d256_enc5 / d256_enc5_mha: the paper's stage order on all 34093 pairs: a fresh d256 decoder
 # (MTLA s = 2 / MHA, otherwise equal) on the encoder of ASR stage 5 (models/asr, WER 20.8 %),
 # models/st's tokenizer, 5000 updates.
+# NAME d256_sp: models/st trained on with the pairs speed-perturbed (0.9, 1.0, 1.1: 3 x 34093),
+# a fresh schedule peaking at 5e-4 (as ../asr_recipe's stage 6).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -27,14 +29,14 @@ init=(--set "model.encoder_init=\"$PWD/$ASR/checkpoints/best.safetensors\"")
 extra=()
 # Whether NAME is one of the arguments.
 named() { [[ " $* " == *" $NAME "* ]]; }
-d256_stages="d256 d256_34k d256_reg d256_enc5 d256_enc5_mha"
+d256_stages="d256 d256_34k d256_reg d256_enc5 d256_enc5_mha d256_sp"
 named scratch && init=()
 # shellcheck disable=SC2086
 if named data34k cross $d256_stages; then
   encoder=models/stages/asr_d128
   named d256 d256_enc5 d256_enc5_mha && encoder=models/asr
   init=(--set "model.encoder_init=\"$PWD/$encoder/model.safetensors\"")
-  named d256_34k d256_reg && init=(--set "train.init_from=\"$PWD/models/st/model.safetensors\""
+  named d256_34k d256_reg d256_sp && init=(--set "train.init_from=\"$PWD/models/st/model.safetensors\""
     --set "data.tokenizer=\"$PWD/models/st/tokenizer.json\"")
   extra=(--set train.warmup_updates=1000 --set train.validate_every_updates=1000
     --set train.max_updates=80000 --set "train.time_limit_minutes=${TIME_LIMIT:-120}")
@@ -53,6 +55,8 @@ named $d256_stages && extra+=(--set train.lr=2e-3 --set model.d_model=256
 named d256_34k && extra+=(--set train.lr=1e-3 --set train.warmup_updates=500)
 named d256_reg && extra+=(--set train.lr=5e-4 --set train.warmup_updates=500
   --set model.dropout=0.2 --set model.decoder.attention.dropout=0.2 --set train.validate_every_updates=500)
+named d256_sp && extra+=(--set train.lr=5e-4 --set train.warmup_updates=500
+  --set "data.speed_perturb=[0.9,1.0,1.1]" --set train.validate_every_updates=500)
 named d256_enc5 d256_enc5_mha && extra+=(--set "data.tokenizer=\"$PWD/models/st/tokenizer.json\""
   --set train.max_updates=5000)
 named d256_enc5_mha && extra+=(--set model.decoder.attention.kind=\"mha\")

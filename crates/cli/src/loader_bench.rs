@@ -38,6 +38,10 @@ pub struct LoaderBenchArgs {
     /// No SpecAugment.
     #[arg(long)]
     pub no_augment: bool,
+    /// Speed perturbation factors, e.g. 0.9,1.0,1.1 (as `data.speed_perturb`): each utterance
+    /// once per factor, features extracted (and cached) per factor.
+    #[arg(long, value_delimiter = ',', default_value = "1.0")]
+    pub speed_perturb: Vec<f32>,
     /// Loader threads (0 = all cores); try 1 to see one core's rate.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -56,6 +60,7 @@ pub fn run(args: LoaderBenchArgs) -> anyhow::Result<()> {
         dataset: DatasetOptions {
             bad_rows: BadRows::Skip,
             progress: true,
+            speeds: args.speed_perturb.clone(),
             ..DatasetOptions::default()
         },
         batch: BatchConfig {

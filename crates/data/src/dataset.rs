@@ -31,6 +31,9 @@ pub struct DatasetOptions {
     /// The text the targets are, when known: rows without it (a translation-only row for ASR,
     /// a transcript-only row for ST) are skipped and listed.
     pub side: Option<TargetSide>,
+    /// Speed perturbation factors (Ko et al. 2015): every utterance appears once per factor, its
+    /// audio played that much faster (`sp0.9-` id prefix, as Kaldi). `[1.0]`: as recorded.
+    pub speeds: Vec<f32>,
 }
 
 impl Default for DatasetOptions {
@@ -41,6 +44,7 @@ impl Default for DatasetOptions {
             bad_rows: BadRows::Skip,
             progress: true,
             side: None,
+            speeds: vec![1.0],
         }
     }
 }
@@ -87,6 +91,8 @@ struct Utterance {
     id: String,
     tgt_text: String,
     src_text: Option<String>,
+    /// Index of the feature cache (one per speed factor) holding the features.
+    cache: usize,
     location: Location,
 }
 
@@ -95,7 +101,8 @@ struct Utterance {
 pub struct Dataset {
     manifest: PathBuf,
     utterances: Vec<Utterance>,
-    cache: FeatureCache,
+    /// One feature cache per speed factor.
+    caches: Vec<FeatureCache>,
     issues: IssueLog,
 }
 
@@ -119,7 +126,6 @@ impl Dataset {
             expected_rate: Some(opts.fbank.frame.samp_freq as u32),
             resample: opts.resample,
         };
-        let mut cache = FeatureCache::open(cache_dir, &opts.fbank, &wav)?;
         let issue = |line, kind, message| RowIssue {
             file: path.clone(),
             line,
@@ -152,49 +158,68 @@ impl Dataset {
                 }
             }
         }
-        let mut missing: Vec<(CacheKey, AudioRef)> = Vec::new();
-        let mut queued = HashSet::new();
-        for (row, key) in &keyed {
-            if cache.get(key).is_none() && queued.insert(*key) {
-                missing.push((*key, row.audio.clone()));
-            }
+        if opts.speeds.is_empty() {
+            return Err(DataError::Invalid(format!(
+                "{}: no speed factor to open the data at (1.0 = as recorded)",
+                path.display()
+            )));
         }
-        let mut failures = HashMap::new();
-        if !missing.is_empty() {
-            let label = format!("fbank {}", manifest.display());
-            let progress = Progress::new(&label, missing.len(), opts.progress);
-            let results = cache.extract(&missing, &progress)?;
-            progress.finish();
-            for ((key, _), r) in missing.iter().zip(results) {
-                if let Err(e) = r {
-                    failures.insert(*key, e);
+        let mut caches = Vec::with_capacity(opts.speeds.len());
+        let mut utterances = Vec::with_capacity(keyed.len() * opts.speeds.len());
+        for &speed in &opts.speeds {
+            let mut cache = FeatureCache::open(cache_dir, &opts.fbank, &wav, speed)?;
+            let mut missing: Vec<(CacheKey, AudioRef)> = Vec::new();
+            let mut queued = HashSet::new();
+            for (row, key) in &keyed {
+                if cache.get(key).is_none() && queued.insert(*key) {
+                    missing.push((*key, row.audio.clone()));
                 }
             }
-        }
-        let mut utterances = Vec::with_capacity(keyed.len());
-        for (row, key) in keyed {
-            match cache.get(&key) {
-                Some(location) => utterances.push(Utterance {
-                    id: row.id,
-                    tgt_text: row.tgt_text,
-                    src_text: row.src_text,
-                    location,
-                }),
-                None => {
-                    let e = &failures[&key];
-                    let kind = IssueKind::of_audio_error(e);
-                    issues.record(
-                        issue(row.line, kind, format!("{}: {e}", row.id)),
-                        opts.bad_rows,
-                    )?;
+            let mut failures = HashMap::new();
+            if !missing.is_empty() {
+                let label = if speed == 1.0 {
+                    format!("fbank {}", manifest.display())
+                } else {
+                    format!("fbank {} at speed {speed}", manifest.display())
+                };
+                let progress = Progress::new(&label, missing.len(), opts.progress);
+                let results = cache.extract(&missing, &progress)?;
+                progress.finish();
+                for ((key, _), r) in missing.iter().zip(results) {
+                    if let Err(e) = r {
+                        failures.insert(*key, e);
+                    }
                 }
             }
+            for (row, key) in &keyed {
+                let id = if speed == 1.0 {
+                    row.id.clone()
+                } else {
+                    format!("sp{speed}-{}", row.id)
+                };
+                match cache.get(key) {
+                    Some(location) => utterances.push(Utterance {
+                        id,
+                        tgt_text: row.tgt_text.clone(),
+                        src_text: row.src_text.clone(),
+                        cache: caches.len(),
+                        location,
+                    }),
+                    None => {
+                        let e = &failures[key];
+                        let kind = IssueKind::of_audio_error(e);
+                        issues
+                            .record(issue(row.line, kind, format!("{id}: {e}")), opts.bad_rows)?;
+                    }
+                }
+            }
+            caches.push(cache);
         }
         issues.issues.sort_by_key(|i| i.line);
         Ok(Self {
             manifest: path,
             utterances,
-            cache,
+            caches,
             issues,
         })
     }
@@ -221,7 +246,7 @@ impl Dataset {
 
     /// Feature dimension.
     pub fn feat_dim(&self) -> usize {
-        self.cache.dim()
+        self.caches[0].dim()
     }
 
     /// fbank frames of utterance `i`.
@@ -274,7 +299,8 @@ impl Dataset {
 
     /// Reads the features of utterance `i` with utterance CMVN applied.
     pub fn features(&self, i: usize) -> Result<Features, DataError> {
-        let mut f = self.cache.read(self.utterances[i].location)?;
+        let u = &self.utterances[i];
+        let mut f = self.caches[u.cache].read(u.location)?;
         utterance_cmvn(&mut f, true, true);
         Ok(f)
     }

@@ -9,12 +9,15 @@
 //! run leaves only complete shards, and a rerun computes just what is still missing. Several
 //! processes may fill one cache at once: each writes its own shards. An utterance is keyed by its
 //! audio file's absolute path, slice, size and modification time: editing the audio re-extracts it.
+//! Speed-perturbed copies of the audio (factor != 1) have caches of their own: the factor is
+//! one of the options (absent from the key of unperturbed features, so earlier caches stay valid).
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fbank::resample::speed_perturb;
 use fbank::{Fbank, FbankOptions, Features, WavOptions};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -91,20 +94,36 @@ pub struct FeatureCache {
     dir: PathBuf,
     fbank: Fbank,
     wav: WavOptions,
+    /// Speed perturbation factor applied to the audio before fbank (1 = none).
+    speed: f32,
     index: HashMap<CacheKey, Location>,
     shards: Vec<File>,
 }
 
 impl FeatureCache {
     /// Opens (creating it if needed) the cache for these options under `root`, loading the index
-    /// of every complete shard. A damaged shard is reported on stderr and removed.
-    pub fn open(root: &Path, fbank: &FbankOptions, wav: &WavOptions) -> Result<Self, DataError> {
+    /// of every complete shard. A damaged shard is reported on stderr and removed. `speed` is the
+    /// speed perturbation factor of [`fbank::resample::speed_perturb`] (1 = the audio as it is).
+    pub fn open(
+        root: &Path,
+        fbank: &FbankOptions,
+        wav: &WavOptions,
+        speed: f32,
+    ) -> Result<Self, DataError> {
+        if !(speed > 0.0 && speed.is_finite()) {
+            return Err(DataError::Invalid(format!(
+                "speed perturbation factor must be > 0, got {speed}"
+            )));
+        }
         let fbank = Fbank::new(fbank.clone())?;
-        let options = serde_json::json!({
+        let mut options = serde_json::json!({
             "format": FORMAT,
             "fbank": fbank.options(),
             "wav": {"channel": wav.channel, "expected_rate": wav.expected_rate, "resample": wav.resample},
         });
+        if speed != 1.0 {
+            options["speed"] = speed.into();
+        }
         let options_text = serde_json::to_string_pretty(&options).expect("options serialise");
         let digest = Sha1::digest(options_text.as_bytes());
         let name: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
@@ -118,6 +137,7 @@ impl FeatureCache {
             dir,
             fbank,
             wav: wav.clone(),
+            speed,
             index: HashMap::new(),
             shards: Vec::new(),
         };
@@ -216,10 +236,21 @@ impl FeatureCache {
         Ok(Features::new(loc.frames(), dim, data))
     }
 
-    /// Features of one utterance, from its audio.
+    /// Features of one utterance, from its audio (speed-perturbed when asked).
     fn compute(&self, audio: &AudioRef) -> Result<Features, DataError> {
         match decode(audio, &self.wav)? {
-            Decoded::Wave(wave) => Ok(self.fbank.compute(&wave.samples)),
+            Decoded::Wave(wave) if self.speed == 1.0 => Ok(self.fbank.compute(&wave.samples)),
+            Decoded::Wave(wave) => {
+                let samples =
+                    speed_perturb(&wave.samples, wave.sample_rate, self.speed, &audio.path)?;
+                Ok(self.fbank.compute(&samples))
+            }
+            Decoded::Features(_) if self.speed != 1.0 => Err(DataError::format(
+                &audio.path,
+                0,
+                "precomputed features cannot be speed-perturbed (speed perturbation needs audio)"
+                    .to_string(),
+            )),
             Decoded::Features(f) if f.dim == self.dim() => Ok(f),
             Decoded::Features(f) => Err(DataError::format(
                 &audio.path,

@@ -198,6 +198,57 @@ fn a_rerun_reads_the_cache_and_changed_audio_or_options_are_recomputed() {
 }
 
 #[test]
+fn speed_perturbed_copies_are_the_perturbed_audio_cached_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let manifest = util::small_corpus(d, 3);
+    let cache = d.join("cache");
+    let plain = Dataset::open(&manifest, &cache, &quiet()).unwrap();
+    let sp = DatasetOptions {
+        speeds: vec![0.9, 1.0, 1.1],
+        ..quiet()
+    };
+    let ds = Dataset::open(&manifest, &cache, &sp).unwrap();
+    assert!(ds.issues().is_empty(), "{:?}", ds.issues());
+    assert_eq!(ds.len(), 3 * plain.len(), "one copy per factor");
+    let opts = FbankOptions::default();
+    for (copy, factor) in [(0, 0.9f32), (1, 1.0), (2, 1.1)] {
+        for u in 0..plain.len() {
+            let i = copy * plain.len() + u;
+            let want_id = match copy {
+                1 => plain.id(u).to_string(),
+                _ => format!("sp{factor}-{}", plain.id(u)),
+            };
+            assert_eq!(ds.id(i), want_id);
+            assert_eq!(ds.target_text(i), plain.target_text(u));
+            let path = d.join(format!("wav/u{u:03}.wav"));
+            let samples =
+                fbank::resample::speed_perturb(&wave(&path), 16_000, factor, &path).unwrap();
+            let mut f = Fbank::new(opts.clone()).unwrap().compute(&samples);
+            utterance_cmvn(&mut f, true, true);
+            assert_eq!(ds.features(i).unwrap().data, f.data, "{}", ds.id(i));
+        }
+    }
+    assert!(ds.frames(0) > plain.frames(0) && ds.frames(2 * plain.len()) < plain.frames(0));
+    // Speed 1 reuses the plain cache; each other factor has a directory of its own.
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 3);
+    let before = shards(&cache);
+    Dataset::open(&manifest, &cache, &sp).unwrap();
+    assert_eq!(shards(&cache), before, "a rerun extracts nothing");
+    let none = DatasetOptions {
+        speeds: vec![],
+        ..quiet()
+    };
+    let err = Dataset::open(&manifest, &cache, &none)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no speed factor") && err.contains(".tsv"),
+        "{err}"
+    );
+}
+
+#[test]
 fn interrupted_or_damaged_writes_never_yield_corrupt_features() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -334,7 +385,7 @@ fn bad_audio_rows_are_skipped_with_file_and_line_or_fatal() {
 fn a_shard_rejected_on_open_leaves_no_index_entry_behind() {
     let dir = tempfile::tempdir().unwrap();
     let (fbank, wav) = (FbankOptions::default(), WavOptions::default());
-    let cache = FeatureCache::open(dir.path(), &fbank, &wav).unwrap();
+    let cache = FeatureCache::open(dir.path(), &fbank, &wav, 1.0).unwrap();
     let (shard_dir, dim) = (cache.dir().to_path_buf(), cache.dim());
     drop(cache);
     // A well-formed first entry, then one lying outside the data: the shard fails as a whole.
@@ -353,7 +404,7 @@ fn a_shard_rejected_on_open_leaves_no_index_entry_behind() {
     bytes.extend(std::iter::repeat_n(0u8, 2 * dim * 4));
     let shard = shard_dir.join("shard-0.fbk");
     std::fs::write(&shard, bytes).unwrap();
-    let cache = FeatureCache::open(dir.path(), &fbank, &wav).unwrap();
+    let cache = FeatureCache::open(dir.path(), &fbank, &wav, 1.0).unwrap();
     assert_eq!(
         cache.len(),
         0,

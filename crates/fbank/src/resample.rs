@@ -40,3 +40,48 @@ pub fn resample(samples: &[f32], from: u32, to: u32, path: &Path) -> Result<Vec<
     }
     Ok(out[delay..delay + wanted as usize].to_vec())
 }
+
+/// Speed perturbation (Ko et al., Interspeech 2015; Kaldi's and ESPnet's `sox speed`): the audio
+/// played `factor` times faster, tempo and pitch together, by reading `samples` as if sampled at
+/// `factor x rate` Hz and resampling them to `rate` Hz. The result has `round(len / factor)`
+/// samples.
+pub fn speed_perturb(samples: &[f32], rate: u32, factor: f32, path: &Path) -> Result<Vec<f32>> {
+    let from = (rate as f64 * factor as f64).round() as u32;
+    resample(samples, from, rate, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Zero crossings per second of `x` at `rate` Hz: twice the frequency of a sine.
+    fn crossings_per_second(x: &[f32], rate: u32) -> f64 {
+        let n = x
+            .windows(2)
+            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+            .count();
+        n as f64 * rate as f64 / x.len() as f64
+    }
+
+    #[test]
+    fn speed_perturb_shortens_and_raises_pitch_by_the_factor() {
+        let rate = 16_000;
+        let sine: Vec<f32> = (0..32_000)
+            .map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin())
+            .collect();
+        for factor in [0.9f32, 1.1] {
+            let out = speed_perturb(&sine, rate, factor, Path::new("sine")).unwrap();
+            assert_eq!(out.len(), (sine.len() as f32 / factor).round() as usize);
+            let hz = crossings_per_second(&out, rate) / 2.0;
+            let want = 440.0 * factor as f64;
+            assert!(
+                (hz - want).abs() < 2.0,
+                "factor {factor}: {hz} Hz, {want} expected"
+            );
+        }
+        assert_eq!(
+            speed_perturb(&sine, rate, 1.0, Path::new("sine")).unwrap(),
+            sine
+        );
+    }
+}

@@ -56,6 +56,10 @@ pub struct DataConfig {
     pub resample: bool,
     /// SpecAugment on training batches (fairseq LB policy by default); `None` disables it.
     pub specaugment: Option<SpecAugment>,
+    /// Speed perturbation of the training set (Ko et al. 2015; Kaldi/ESPnet use 0.9, 1.0, 1.1):
+    /// each training utterance once per factor, its audio played that much faster, features
+    /// cached per factor. Empty: the audio as recorded. Dev and test sets are never perturbed.
+    pub speed_perturb: Vec<f32>,
 }
 
 impl Default for DataConfig {
@@ -73,11 +77,21 @@ impl Default for DataConfig {
             max_utt_frames: 3000,
             resample: false,
             specaugment: Some(SpecAugment::default()),
+            speed_perturb: Vec::new(),
         }
     }
 }
 
 impl DataConfig {
+    /// The speed factors the training set is opened at (`[1.0]` without perturbation).
+    pub fn train_speeds(&self) -> Vec<f32> {
+        if self.speed_perturb.is_empty() {
+            vec![1.0]
+        } else {
+            self.speed_perturb.clone()
+        }
+    }
+
     /// Batching of the training set for `seed`.
     pub fn train_batches(&self, seed: u64) -> BatchConfig {
         BatchConfig {
@@ -295,6 +309,17 @@ impl ExperimentConfig {
         if self.data.max_frames == 0 || self.eval.max_frames == 0 {
             return Err("data.max_frames and eval.max_frames must be > 0".into());
         }
+        let speeds = &self.data.speed_perturb;
+        if let Some(f) = speeds.iter().find(|f| !(0.5..=2.0).contains(*f)) {
+            return Err(format!(
+                "data.speed_perturb factors must be in [0.5, 2], got {f}"
+            ));
+        }
+        if (1..speeds.len()).any(|i| speeds[..i].contains(&speeds[i])) {
+            return Err(format!(
+                "data.speed_perturb lists a factor twice: {speeds:?}"
+            ));
+        }
         Ok(())
     }
 
@@ -395,6 +420,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.eval.search().ctc_weight, 0.3);
+        assert_eq!(c.data.train_speeds(), [1.0]);
+        let c = ExperimentConfig::load_with(&path, &["data.speed_perturb=[0.9, 1.0, 1.1]".into()])
+            .unwrap();
+        assert_eq!(c.data.train_speeds(), [0.9, 1.0, 1.1]);
+        for (sp, what) in [("[0.3]", "[0.5, 2]"), ("[0.9, 0.9]", "twice")] {
+            let err = ExperimentConfig::load_with(&path, &[format!("data.speed_perturb={sp}")])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("data.speed_perturb") && err.contains(what),
+                "{err}"
+            );
+        }
         let (_d, bad) = write("[train]\nmax_update = 10\n");
         let err = ExperimentConfig::load(&bad).unwrap_err().to_string();
         assert!(

@@ -50,12 +50,18 @@ pub fn run_tokenizer(config: &ExperimentConfig, run: &Path, train: &Dataset) -> 
     Ok(tokenizer)
 }
 
-/// Opens a manifest with the run's feature options.
-pub fn open_dataset(manifest: &Path, config: &ExperimentConfig, progress: bool) -> Result<Dataset> {
+/// Opens a manifest with the run's feature options, at the given speed-perturbation factors.
+pub fn open_dataset(
+    manifest: &Path,
+    config: &ExperimentConfig,
+    speeds: Vec<f32>,
+    progress: bool,
+) -> Result<Dataset> {
     let opts = DatasetOptions {
         resample: config.data.resample,
         progress,
         side: Some(config.data.task.side()),
+        speeds,
         ..DatasetOptions::default()
     };
     let dataset = Dataset::open(manifest, &config.data.feature_cache, &opts)?;
@@ -128,8 +134,9 @@ pub fn train_on_devices<B: AutodiffBackend>(
         (None, false) => None,
     };
     let config_path = run.join("config.toml");
-    let train_set = open_dataset(&config.data.train, &config, opts.progress)?;
-    let valid_set = open_dataset(&config.data.valid, &config, opts.progress)?;
+    let train_speeds = config.data.train_speeds();
+    let train_set = open_dataset(&config.data.train, &config, train_speeds, opts.progress)?;
+    let valid_set = open_dataset(&config.data.valid, &config, vec![1.0], opts.progress)?;
     let tokenizer = run_tokenizer(&config, run, &train_set)?;
     if tokenizer.vocab_size() != config.model.vocab_size {
         if config.data.tokenizer.is_some() {
