@@ -77,6 +77,10 @@ ablation() {
       --set train.lr=5e-4 --set train.warmup_updates=500" ;;
     d256_sp_dropout) echo "$(ablation d256_sp) --set model.dropout=0.1
       --set model.decoder.attention.dropout=0.1" ;;
+    # ... with twice the encoder layers (6): models/asr deepened by `mtla-st model deepen` (the
+    # added layers identities, so training starts from the shipped model's outputs).
+    d256_deep6_sp) echo "$(ablation d256_sp) --set model.encoder.layers=6
+      --set train.init_from=\"$(cd "$OUT" && pwd)/deep6_init.safetensors\"" ;;
     # Stage 2: the shipped model (base, 29299 updates, listening) trained on with SpecAugment
     # (fairseq's LB policy: one frequency mask <= 27 bins, one time mask <= 100 frames) and a
     # fresh schedule peaking at 5e-4; its tokenizer, so the pieces stay the same.
@@ -101,6 +105,10 @@ mkdir -p "$OUT" "$LOGS/logs"
 [ $# -gt 0 ] || set -- base prefix_norm
 for name in "$@"; do
   extra=$(ablation "$name")
+  if [ "$name" = d256_deep6_sp ] && [ ! -f "$OUT/deep6_init.safetensors" ]; then
+    "$BIN" model deepen --checkpoint models/asr/model.safetensors --encoder-layers 6 \
+      --out "$OUT/deep6_init.safetensors"
+  fi
   resume=""
   [ -f "$OUT/$name/checkpoints/state.json" ] && resume="--resume"
   # shellcheck disable=SC2086

@@ -1,8 +1,12 @@
 //! `mtla-st model summary --config FILE`: parameters per module and in total, and the decoder
-//! KV cache per generated token and after a given prefix.
+//! KV cache per generated token and after a given prefix. `mtla-st model deepen`: a trained
+//! checkpoint with more encoder layers that computes the same (Net2DeeperNet), to train on.
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+use st_model::checkpoint::{load, save, stored_config};
+use st_model::deepen::deepen_encoder;
 use st_model::summary::summarize;
 use st_model::{ModelConfig, SpeechModel};
 
@@ -23,16 +27,61 @@ pub enum ModelCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Adds encoder layers to a trained checkpoint without changing what it computes: copies of
+    /// the layers they follow with their output projections at zero (identities). Train on it
+    /// with `train.init_from` and `--set model.encoder.layers=N` (same tokenizer).
+    Deepen {
+        /// The trained checkpoint (f32 or f16); its stored config is the starting point.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Encoder layers of the result (at least the checkpoint's).
+        #[arg(long)]
+        encoder_layers: usize,
+        /// Where to write the deeper checkpoint (f32).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Runs `mtla-st model ...`.
 pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
-    let ModelCommand::Summary {
-        config,
-        prefix_len,
-        target_len,
-        json,
-    } = cmd;
+    match cmd {
+        ModelCommand::Summary {
+            config,
+            prefix_len,
+            target_len,
+            json,
+        } => summary(config, prefix_len, target_len, json),
+        ModelCommand::Deepen {
+            checkpoint,
+            encoder_layers,
+            out,
+        } => deepen(checkpoint, encoder_layers, out),
+    }
+}
+
+fn deepen(checkpoint: PathBuf, layers: usize, out: PathBuf) -> anyhow::Result<()> {
+    type B = burn::backend::Flex;
+    let config = stored_config(&checkpoint)?;
+    let model = load::<B>(&config, &checkpoint, &Default::default())?;
+    let before = config.encoder.layers;
+    let (model, config) = deepen_encoder(model, &config, layers)
+        .with_context(|| format!("deepening {}", checkpoint.display()))?;
+    save(&model, &config, &out)?;
+    println!(
+        "{}: encoder {before} -> {layers} layers (the added ones identities), written to {}",
+        checkpoint.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn summary(
+    config: PathBuf,
+    prefix_len: usize,
+    target_len: usize,
+    json: bool,
+) -> anyhow::Result<()> {
     let model_config = ModelConfig::from_file(&config)?;
     let model = SpeechModel::<burn::backend::Flex>::new(&model_config, &Default::default())?;
     let s = summarize(&model, &model_config, prefix_len, target_len);

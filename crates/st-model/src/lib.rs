@@ -8,6 +8,7 @@ pub mod attention;
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;
+pub mod deepen;
 pub mod encoder;
 pub mod error;
 pub mod feed_forward;
