@@ -213,6 +213,8 @@ impl Dataset {
                     }
                 }
             }
+            // Audio that failed once is reported once, not again at every other speed.
+            keyed.retain(|(_, key)| !failures.contains_key(key));
             caches.push(cache);
         }
         issues.issues.sort_by_key(|i| i.line);
