@@ -7,6 +7,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 use burn_backend::{DType, Element};
 use burn_std::{Bytes, Shape, bf16, f16};
 
@@ -243,6 +244,27 @@ fn matmul_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     }
 }
 
+/// An output buffer that `gemm` writes in full (`read_dst` is false and `k > 0`), so it is not
+/// zero-filled first as `FlexTensor::empty` would. (Patched: see PATCHED.md.)
+fn gemm_output<T: GemmScalar>(len: usize) -> Vec<MaybeUninit<T>> {
+    let mut buf = Vec::with_capacity(len);
+    // SAFETY: `MaybeUninit` elements need no initialisation.
+    unsafe { buf.set_len(len) };
+    buf
+}
+
+/// The tensor of a buffer from [`gemm_output`] once the products have written every element.
+///
+/// # Safety
+/// Every element of `buf` must have been written.
+unsafe fn gemm_tensor<T: GemmScalar>(buf: Vec<MaybeUninit<T>>, shape: Shape) -> FlexTensor {
+    let mut buf = core::mem::ManuallyDrop::new(buf);
+    // SAFETY: same allocation, layout and length; the caller guarantees initialisation.
+    let values =
+        unsafe { Vec::from_raw_parts(buf.as_mut_ptr().cast::<T>(), buf.len(), buf.capacity()) };
+    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), T::dtype())
+}
+
 /// 2D matmul with strided support: [M, K] x [K, N] -> [M, N]
 fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     let lhs_shape = lhs.layout().shape();
@@ -261,8 +283,10 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
     let rhs_ptr = unsafe { rhs_data.as_ptr().add(rhs.layout().start_offset()) };
 
     let out_shape = Shape::from(vec![m, n]);
-    let mut output = FlexTensor::empty(out_shape, T::dtype());
-    let out_data: &mut [T] = output.storage_mut();
+    if k == 0 {
+        return FlexTensor::empty(out_shape, T::dtype());
+    }
+    let mut out_data = gemm_output::<T>(checked_size(m, n));
 
     let parallelism = get_parallelism(m, n, k);
 
@@ -271,7 +295,7 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
             m,
             n,
             k,
-            out_data.as_mut_ptr(),
+            out_data.as_mut_ptr().cast::<T>(),
             1,
             n as isize,
             lhs_ptr,
@@ -284,7 +308,8 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
         );
     }
 
-    output
+    // SAFETY: the product wrote all m * n elements.
+    unsafe { gemm_tensor(out_data, out_shape) }
 }
 
 /// Strided gemm call for one matrix. Wraps `gemm::gemm` with GemmScalar zero/one.
@@ -364,13 +389,15 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
     out_dims.push(n);
     let out_shape = Shape::from(out_dims);
 
-    let mut output = FlexTensor::empty(out_shape, T::dtype());
+    if k == 0 {
+        return FlexTensor::empty(out_shape, T::dtype());
+    }
+    let mut out_data = gemm_output::<T>(checked_size(batch_size, out_matrix_size));
 
     let lhs_data: &[T] = lhs.storage();
     let rhs_data: &[T] = rhs.storage();
     let lhs_start = lhs.layout().start_offset() as isize;
     let rhs_start = rhs.layout().start_offset() as isize;
-    let out_data: &mut [T] = output.storage_mut();
 
     let per_matrix_ops = m.saturating_mul(n).saturating_mul(k);
 
@@ -409,7 +436,7 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
         if per_matrix_ops >= PARALLEL_THRESHOLD && !prefer_batch_parallel {
             let parallelism = gemm::Parallelism::Rayon(0);
             for b in 0..batch_size {
-                run_one(out_data[b * out_matrix_size..].as_mut_ptr(), b, parallelism);
+                run_one(out_data[b * out_matrix_size..].as_mut_ptr().cast(), b, parallelism);
             }
         } else if total_ops >= BATCH_PARALLEL_THRESHOLD && batch_size > 1 {
             use rayon::prelude::*;
@@ -418,12 +445,12 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
                 .par_chunks_mut(out_matrix_size)
                 .enumerate()
                 .for_each(|(b, out_chunk)| {
-                    run_one(out_chunk.as_mut_ptr(), b, gemm::Parallelism::None);
+                    run_one(out_chunk.as_mut_ptr().cast(), b, gemm::Parallelism::None);
                 });
         } else {
             for b in 0..batch_size {
                 run_one(
-                    out_data[b * out_matrix_size..].as_mut_ptr(),
+                    out_data[b * out_matrix_size..].as_mut_ptr().cast(),
                     b,
                     gemm::Parallelism::None,
                 );
@@ -436,14 +463,15 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
         let _ = per_matrix_ops;
         for b in 0..batch_size {
             run_one(
-                out_data[b * out_matrix_size..].as_mut_ptr(),
+                out_data[b * out_matrix_size..].as_mut_ptr().cast(),
                 b,
                 gemm::Parallelism::None,
             );
         }
     }
 
-    output
+    // SAFETY: the products wrote every batch's m * n elements.
+    unsafe { gemm_tensor(out_data, out_shape) }
 }
 
 // ============================================================================
