@@ -1,5 +1,6 @@
 //! Training: loss, schedule, global-norm clipping, checkpoints and the loop on burn-train.
 
+pub mod adam;
 pub mod batch;
 pub mod bits_loss;
 pub mod clip;

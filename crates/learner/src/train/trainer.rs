@@ -14,8 +14,7 @@ use std::time::Instant;
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
@@ -30,6 +29,7 @@ use serde::Serialize;
 
 use data::batcher::mix;
 
+use super::adam::FusedAdam;
 use super::batch::{BatchSource, TrainBatch};
 use super::bits_loss::BitsLoss;
 use super::clip::clip_global_norm;
@@ -42,7 +42,7 @@ use crate::config::ExperimentConfig;
 use crate::error::{LearnerError, Result};
 use crate::precision::{LossScaler, Precision};
 
-type Optim<B> = OptimizerAdaptor<Adam, Trainee<B>, B>;
+type Optim<B> = OptimizerAdaptor<FusedAdam, Trainee<B>, B>;
 type Components<B> = LearningComponentsMarker<B, f64, Trainee<B>, Optim<B>>;
 
 /// What a finished (or stopped) run reports.
@@ -168,14 +168,13 @@ impl<B: AutodiffBackend> Run<B> {
 
     fn optimizer(&self) -> Optim<B> {
         let t = &self.config.train;
-        let mut adam = AdamConfig::new()
-            .with_beta_1(t.adam_betas.0 as f32)
-            .with_beta_2(t.adam_betas.1 as f32)
-            .with_epsilon(t.adam_eps as f32);
-        if t.weight_decay > 0.0 {
-            adam = adam.with_weight_decay(Some(WeightDecayConfig::new(t.weight_decay as f32)));
-        }
-        adam.init()
+        FusedAdam::new(
+            t.adam_betas.0 as f32,
+            t.adam_betas.1 as f32,
+            t.adam_eps as f32,
+            t.weight_decay as f32,
+        )
+        .init()
     }
 
     /// Trains `model`; returns the report and the trained model (the last state reached).
