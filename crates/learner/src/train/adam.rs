@@ -71,19 +71,13 @@ impl<B: Backend> SimpleOptimizer<B> for FusedAdam {
         grad: Tensor<B, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
-        let all_f32 = [Some(&tensor), Some(&grad)]
-            .into_iter()
-            .chain(
-                state
-                    .iter()
-                    .flat_map(|s| [Some(&s.momentum.moment_1), Some(&s.momentum.moment_2)]),
-            )
-            .flatten()
-            .all(|t| t.dtype() == DType::F32);
-        let plain = state
-            .as_ref()
-            .is_none_or(|s| s.momentum.max_moment_2.is_none());
-        if !mtla::cpu::on_cpu::<B>() || !all_f32 || !plain {
+        let f32s = |t: &Tensor<B, D>| t.dtype() == DType::F32;
+        let all_f32 = f32s(&tensor)
+            && f32s(&grad)
+            && state
+                .as_ref()
+                .is_none_or(|s| f32s(&s.momentum.moment_1) && f32s(&s.momentum.moment_2));
+        if !mtla::cpu::on_cpu::<B>() || !all_f32 {
             return self.burn.step(lr, tensor, grad, state);
         }
         let device = tensor.device();
