@@ -2,13 +2,13 @@
 # Issue 11's ST ceiling: how much BLEU do this corpus's 34093 training pairs allow at all? A text
 # translation model (English *transcripts* -> German, no audio) trained with fairseq's standard
 # Transformer on exactly the ST runs' train/dev/test pairs, scored with sacreBLEU on the same 500
-# test sentences. Speech translation from the same pairs can only do worse than this.
-#   CORPUS=DIR bash experiments/st_recipe/mt_ceiling/run.sh        (after ../shared/anchors/fairseq/setup.sh)
+# test sentences. With equal training, speech translation from the same pairs should not do better.
+#   CORPUS=DIR bash experiments/st_recipe/mt_ceiling/run.sh   (after ../shared/anchors/fairseq/setup.sh;
+#   a rerun with a larger HOURS resumes the training from WORK)
 # Env (defaults): VENV ($HOME/oracle-venv), FAIRSEQ ($HOME/fairseq-anchor/fairseq-src), WORK
 # ($HOME/mtla-runs/mt_ceiling), HOURS (1.0: fairseq's --stop-time-hours), THREADS (1), VOCAB (4000:
 # one SentencePiece unigram model over both languages), ARCH (transformer_iwslt_de_en at d 256).
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CORPUS=$(realpath "${CORPUS:-$HOME/corpora/deen-9k}")
 VENV=${VENV:-$HOME/oracle-venv}
 FAIRSEQ=${FAIRSEQ:-$HOME/fairseq-anchor/fairseq-src}
