@@ -83,51 +83,42 @@ impl<B: Backend> SimpleOptimizer<B> for FusedAdam {
         let device = tensor.device();
         let shape = tensor.shape();
         let values = |t: Tensor<B, D>| t.into_data().into_vec::<f32>().expect("f32 checked above");
-        let theta = values(tensor);
+        let mut theta = values(tensor);
         let g = values(grad);
-        let (time, moments) = match state {
+        // No state yet: moments of zero give burn's first step bit for bit (`0 · β + x = x`).
+        let (time, mut m, mut v) = match state {
             Some(s) => (
                 s.momentum.time + 1,
-                Some((values(s.momentum.moment_1), values(s.momentum.moment_2))),
+                values(s.momentum.moment_1),
+                values(s.momentum.moment_2),
             ),
-            None => (1, None),
+            None => (1, vec![0.0; g.len()], vec![0.0; g.len()]),
         };
         let (b1, b2, eps, lr) = (self.beta_1, self.beta_2, self.epsilon, lr as f32);
         let correction_2 = (1.0 - b2.powi(time as i32)).sqrt();
         let factor = correction_2 / (1.0 - b1.powi(time as i32));
         let eps = eps * correction_2;
-        let n = theta.len();
-        let (mut theta_out, mut m_out, mut v_out) =
-            (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-        theta_out
+        // In place: each element's parameter and moments are read once and overwritten.
+        theta
             .par_chunks_mut(CHUNK)
-            .zip(m_out.par_chunks_mut(CHUNK))
-            .zip(v_out.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(c, ((theta_c, m_c), v_c))| {
-                let start = c * CHUNK;
-                for (i, ((theta_i, m_i), v_i)) in theta_c.iter_mut().zip(m_c).zip(v_c).enumerate() {
-                    let at = start + i;
-                    let mut gi = g[at];
-                    if let Some(penalty) = self.weight_decay {
-                        gi += theta[at] * penalty;
-                    }
-                    let (m, v) = match &moments {
-                        Some((m, v)) => (
-                            m[at] * b1 + gi * (1.0 - b1),
-                            v[at] * b2 + gi * gi * (1.0 - b2),
-                        ),
-                        None => (gi * (1.0 - b1), gi * gi * (1.0 - b2)),
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(((theta_c, m_c), v_c), g_c)| {
+                for (((theta_i, m_i), v_i), &g_i) in theta_c.iter_mut().zip(m_c).zip(v_c).zip(g_c) {
+                    let g_i = match self.weight_decay {
+                        Some(penalty) => g_i + *theta_i * penalty,
+                        None => g_i,
                     };
-                    *m_i = m;
-                    *v_i = v;
-                    *theta_i = theta[at] - (m * factor / (v.sqrt() + eps)) * lr;
+                    *m_i = *m_i * b1 + g_i * (1.0 - b1);
+                    *v_i = *v_i * b2 + g_i * g_i * (1.0 - b2);
+                    *theta_i -= (*m_i * factor / (v_i.sqrt() + eps)) * lr;
                 }
             });
         let tensor_of =
             |v: Vec<f32>| Tensor::<B, D>::from_data(TensorData::new(v, shape.clone()), &device);
-        let momentum = AdaptiveMomentumState::new(time, tensor_of(m_out), tensor_of(v_out));
-        (tensor_of(theta_out), Some(AdamState::new(momentum)))
+        let momentum = AdaptiveMomentumState::new(time, tensor_of(m), tensor_of(v));
+        (tensor_of(theta), Some(AdamState::new(momentum)))
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
