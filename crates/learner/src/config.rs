@@ -146,6 +146,11 @@ pub struct TrainConfig {
     pub keep_best: usize,
     /// Start from these weights (a checkpoint of the same architecture): fine-tuning.
     pub init_from: Option<PathBuf>,
+    /// Keep the speech encoder (subsampler and layers) as `model.encoder_init` or `init_from`
+    /// gave it and train the rest (decoder, projector, CTC head): its parameters get no
+    /// gradient, so the encoder's forward is not even recorded for backpropagation. Compares
+    /// decoders on one shared encoder at a fraction of the cost of a full update.
+    pub freeze_encoder: bool,
 }
 
 impl Default for TrainConfig {
@@ -167,6 +172,7 @@ impl Default for TrainConfig {
             validate_every_updates: 0,
             keep_best: 10,
             init_from: None,
+            freeze_encoder: false,
         }
     }
 }
@@ -308,6 +314,13 @@ impl ExperimentConfig {
         }
         if self.data.max_frames == 0 || self.eval.max_frames == 0 {
             return Err("data.max_frames and eval.max_frames must be > 0".into());
+        }
+        if t.freeze_encoder && t.init_from.is_none() && self.model.encoder_init.is_none() {
+            return Err(
+                "train.freeze_encoder keeps the encoder as it starts: give it weights with \
+                 model.encoder_init or train.init_from"
+                    .into(),
+            );
         }
         let speeds = &self.data.speed_perturb;
         if let Some(f) = speeds.iter().find(|f| !(0.5..=2.0).contains(*f)) {

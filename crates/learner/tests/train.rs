@@ -252,3 +252,46 @@ fn two_devices_with_half_batches_give_the_one_device_update() {
     eprintln!("max |weight difference| after 3 updates: {worst:e}");
     assert!(worst < 1e-4, "weights differ by up to {worst}");
 }
+
+/// `train.freeze_encoder`: a run started from another run's weights leaves every encoder
+/// parameter as it was given and trains the decoder and the CTC head.
+#[test]
+fn frozen_encoder_keeps_its_weights_while_the_decoder_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&dir.path().join("cache"), 0.1);
+    c.data.task = learner::config::Task::Transcript;
+    c.model.ctc_weight = 0.3;
+    c.train.max_updates = 2;
+    run(&c, &dir.path().join("start"), false).unwrap();
+    let start = dir.path().join("start/checkpoints/u00000002.safetensors");
+    c.data.tokenizer = Some(dir.path().join("start/tokenizer.json"));
+    c.train.init_from = Some(start.clone());
+    c.train.freeze_encoder = true;
+    run(&c, &dir.path().join("frozen"), false).unwrap();
+    let (a, b) = (
+        std::fs::read(&start).unwrap(),
+        std::fs::read(dir.path().join("frozen/checkpoints/u00000002.safetensors")).unwrap(),
+    );
+    let (a, b) = (
+        safetensors::SafeTensors::deserialize(&a).unwrap(),
+        safetensors::SafeTensors::deserialize(&b).unwrap(),
+    );
+    let (mut kept, mut trained) = (0, 0);
+    for name in a.names() {
+        let same = a.tensor(name).unwrap().data() == b.tensor(name).unwrap().data();
+        if name.starts_with("encoder.") {
+            assert!(same, "{name} changed in a frozen encoder");
+            kept += 1;
+        } else if (name.starts_with("decoder.") || name.starts_with("ctc.")) && !same {
+            trained += 1;
+        }
+    }
+    assert!(
+        kept > 0 && trained > 0,
+        "{kept} encoder tensors kept, {trained} others trained"
+    );
+    // Freezing an encoder nothing initialises is a config error that names the field.
+    c.train.init_from = None;
+    let err = c.validate().unwrap_err();
+    assert!(err.contains("train.freeze_encoder"), "{err}");
+}

@@ -192,6 +192,10 @@ pub fn train_on_devices<B: AutodiffBackend>(
     if let Some(path) = &config.train.init_from {
         st_model::checkpoint::load_into(&mut model, path, None)?;
     }
+    if config.train.freeze_encoder {
+        // Kept by resuming and by the optimizer, which skips parameters without a gradient.
+        model.encoder = burn::module::Module::no_grad(model.encoder);
+    }
     let trainee = Trainee {
         model,
         label_smoothing: config.train.label_smoothing,
