@@ -22,6 +22,10 @@ mkdir -p experiments/$NAME/logs
 for run in runs/$NAME/*-seed*; do
   name=$(basename "$run")
   grep -E 'valid_|"update":[0-9]*0,|"updates"' "$run/train_log.jsonl" > "experiments/$NAME/logs/$name.jsonl"
-  cp "$run/eval-test/report.json" "experiments/$NAME/logs/$name.test.json"
+  # eval-test (decoder alone) -> NAME.test.json; eval-test-ctc0.2 (a TAG=_ctc0.2 decoding) -> NAME.test_ctc0.2.json
+  for report in "$run"/eval-test*/report.json; do
+    suffix=$(basename "$(dirname "$report")"); suffix=${suffix#eval-test}
+    cp "$report" "experiments/$NAME/logs/$name.test${suffix/-/_}.json"
+  done
 done
 "$BIN" plot curves --runs runs/$NAME --out experiments/$NAME
