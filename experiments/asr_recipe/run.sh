@@ -81,6 +81,9 @@ ablation() {
     # added layers identities, so training starts from the shipped model's outputs).
     d256_deep6_sp) echo "$(ablation d256_sp) --set model.encoder.layers=6
       --set train.init_from=\"$(cd "$OUT" && pwd)/deep6_init.safetensors\"" ;;
+    # Stage 7: the shipped stage 6 model (6 encoder layers, its 3-best average, f16) trained on
+    # with the same data and tokenizer, a fresh schedule peaking lower, at 3e-4 (README "Stage 7").
+    d256_deep6_sp2) echo "$(ablation d256_sp) --set model.encoder.layers=6 --set train.lr=3e-4" ;;
     # Stage 2: the shipped model (base, 29299 updates, listening) trained on with SpecAugment
     # (fairseq's LB policy: one frequency mask <= 27 bins, one time mask <= 100 frames) and a
     # fresh schedule peaking at 5e-4; its tokenizer, so the pieces stay the same.
