@@ -25,10 +25,14 @@ pub struct EvalArgs {
     /// Decoding batch bound in padded frames.
     #[arg(long)]
     pub max_frames: Option<usize>,
+    /// Length penalty: a finished hypothesis scores log P / length^lenpen (fairseq's; above 1
+    /// favours longer outputs). Default: the model config's `eval.lenpen`.
     #[arg(long)]
     pub lenpen: Option<f64>,
+    /// Output tokens at most max_len_a x input frames + max_len_b (default: `eval.max_len_a`).
     #[arg(long)]
     pub max_len_a: Option<f64>,
+    /// See --max-len-a (default: `eval.max_len_b`).
     #[arg(long)]
     pub max_len_b: Option<usize>,
     /// Joint CTC/attention decoding: weight of the CTC head's prefix score in [0, 1] (0: the
