@@ -22,6 +22,8 @@
 # 17.8 %): d256_enc5's fresh decoder and settings on that encoder kept frozen
 # (train.freeze_encoder: no encoder backward, so about twice the updates per hour), the pairs
 # speed-perturbed as the encoder was trained.
+# NAME d256_enc6_mha / d256_enc6_s2: d256_enc6 with an MHA decoder / with seed 2, for the paper's
+# comparison on this encoder.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -33,12 +35,16 @@ init=(--set "model.encoder_init=\"$PWD/$ASR/checkpoints/best.safetensors\"")
 extra=()
 # Whether NAME is one of the arguments.
 named() { [[ " $* " == *" $NAME "* ]]; }
-d256_stages="d256 d256_34k d256_reg d256_enc5 d256_enc5_mha d256_sp d256_enc6"
+d256_stages="d256 d256_34k d256_reg d256_enc5 d256_enc5_mha d256_sp d256_enc6 d256_enc6_mha d256_enc6_s2"
+enc6_stages="d256_enc6 d256_enc6_mha d256_enc6_s2"
 named scratch && init=()
 # shellcheck disable=SC2086
 if named data34k cross $d256_stages; then
   encoder=models/stages/asr_d128
-  named d256 d256_enc5 d256_enc5_mha d256_enc6 && encoder=models/asr
+  named d256 d256_enc5 d256_enc5_mha && encoder=models/asr
+  # ASR stage 6's encoder: models/asr until stage 7 replaced it; models/st (d256_enc6's decoder on
+  # it, frozen) holds it bit for bit.
+  named $enc6_stages && encoder=models/st
   init=(--set "model.encoder_init=\"$PWD/$encoder/model.safetensors\"")
   named d256_34k d256_reg d256_sp && init=(--set "train.init_from=\"$PWD/models/st/model.safetensors\""
     --set "data.tokenizer=\"$PWD/models/st/tokenizer.json\"")
@@ -61,10 +67,11 @@ named d256_reg && extra+=(--set train.lr=5e-4 --set train.warmup_updates=500
   --set model.dropout=0.2 --set model.decoder.attention.dropout=0.2 --set train.validate_every_updates=500)
 named d256_sp && extra+=(--set train.lr=5e-4 --set train.warmup_updates=500
   --set "data.speed_perturb=[0.9,1.0,1.1]" --set train.validate_every_updates=500)
-named d256_enc5 d256_enc5_mha d256_enc6 && extra+=(--set "data.tokenizer=\"$PWD/models/st/tokenizer.json\""
+named d256_enc5 d256_enc5_mha $enc6_stages && extra+=(--set "data.tokenizer=\"$PWD/models/st/tokenizer.json\""
   --set train.max_updates=5000)
-named d256_enc5_mha && extra+=(--set model.decoder.attention.kind=\"mha\")
-named d256_enc6 && extra+=(--set model.encoder.layers=6 --set train.freeze_encoder=true
+named d256_enc5_mha d256_enc6_mha && extra+=(--set model.decoder.attention.kind=\"mha\")
+named d256_enc6_s2 && extra+=(--set train.seed=2)
+named $enc6_stages && extra+=(--set model.encoder.layers=6 --set train.freeze_encoder=true
   --set "data.speed_perturb=[0.9,1.0,1.1]")
 # Runs in OUT; logs and curves in LOGS (its logs/ and *.svg), as in ../asr_recipe/run.sh.
 OUT=${OUT:-runs/st_recipe}
