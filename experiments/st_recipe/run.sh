@@ -35,8 +35,8 @@ init=(--set "model.encoder_init=\"$PWD/$ASR/checkpoints/best.safetensors\"")
 extra=()
 # Whether NAME is one of the arguments.
 named() { [[ " $* " == *" $NAME "* ]]; }
-d256_stages="d256 d256_34k d256_reg d256_enc5 d256_enc5_mha d256_sp d256_enc6 d256_enc6_mha d256_enc6_s2"
 enc6_stages="d256_enc6 d256_enc6_mha d256_enc6_s2"
+d256_stages="d256 d256_34k d256_reg d256_enc5 d256_enc5_mha d256_sp $enc6_stages"
 named scratch && init=()
 # shellcheck disable=SC2086
 if named data34k cross $d256_stages; then
