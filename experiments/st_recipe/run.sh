@@ -23,7 +23,12 @@
 # (train.freeze_encoder: no encoder backward, so about twice the updates per hour), the pairs
 # speed-perturbed as the encoder was trained.
 # NAME d256_enc6_mha / d256_enc6_s2: d256_enc6 with an MHA decoder / with seed 2, for the paper's
-# comparison on this encoder.
+# comparison on this encoder; d256_enc6_mha_s2 (MHA, seed 2), d256_enc6_mla / d256_enc6_mla_s2
+# (MLA, seeds 1 and 2: the latent cache without temporal compression) and d256_enc6_s4 /
+# d256_enc6_s4_s2 (MTLA s = 4, seeds 1 and 2) complete it.
+# NAME d256_ft: models/st (d256_enc6, which overfits its pairs from 13000 updates) trained on with
+# the encoder no longer frozen, dropout 0.1 (model and attention) and fairseq's LB SpecAugment,
+# a fresh schedule peaking at 3e-4.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -35,8 +40,8 @@ init=(--set "model.encoder_init=\"$PWD/$ASR/checkpoints/best.safetensors\"")
 extra=()
 # Whether NAME is one of the arguments.
 named() { [[ " $* " == *" $NAME "* ]]; }
-enc6_stages="d256_enc6 d256_enc6_mha d256_enc6_s2"
-d256_stages="d256 d256_34k d256_reg d256_enc5 d256_enc5_mha d256_sp $enc6_stages"
+enc6_stages="d256_enc6 d256_enc6_mha d256_enc6_s2 d256_enc6_mha_s2 d256_enc6_mla d256_enc6_mla_s2 d256_enc6_s4 d256_enc6_s4_s2"
+d256_stages="d256 d256_34k d256_reg d256_enc5 d256_enc5_mha d256_sp d256_ft $enc6_stages"
 named scratch && init=()
 # shellcheck disable=SC2086
 if named data34k cross $d256_stages; then
@@ -46,7 +51,7 @@ if named data34k cross $d256_stages; then
   # it, frozen) holds it bit for bit.
   named $enc6_stages && encoder=models/st
   init=(--set "model.encoder_init=\"$PWD/$encoder/model.safetensors\"")
-  named d256_34k d256_reg d256_sp && init=(--set "train.init_from=\"$PWD/models/st/model.safetensors\""
+  named d256_34k d256_reg d256_sp d256_ft && init=(--set "train.init_from=\"$PWD/models/st/model.safetensors\""
     --set "data.tokenizer=\"$PWD/models/st/tokenizer.json\"")
   extra=(--set train.warmup_updates=1000 --set train.validate_every_updates=1000
     --set train.max_updates=80000 --set "train.time_limit_minutes=${TIME_LIMIT:-120}")
@@ -69,10 +74,17 @@ named d256_sp && extra+=(--set train.lr=5e-4 --set train.warmup_updates=500
   --set "data.speed_perturb=[0.9,1.0,1.1]" --set train.validate_every_updates=500)
 named d256_enc5 d256_enc5_mha $enc6_stages && extra+=(--set "data.tokenizer=\"$PWD/models/st/tokenizer.json\""
   --set train.max_updates=5000)
-named d256_enc5_mha d256_enc6_mha && extra+=(--set model.decoder.attention.kind=\"mha\")
-named d256_enc6_s2 && extra+=(--set train.seed=2)
+named d256_enc5_mha d256_enc6_mha d256_enc6_mha_s2 && extra+=(--set model.decoder.attention.kind=\"mha\")
+named d256_enc6_mla d256_enc6_mla_s2 && extra+=(--set model.decoder.attention.kind=\"mla\")
+named d256_enc6_s4 d256_enc6_s4_s2 && extra+=(--set model.decoder.attention.down_rate=4)
+named d256_enc6_s2 d256_enc6_mha_s2 d256_enc6_mla_s2 d256_enc6_s4_s2 &&
+  extra+=(--set train.seed=2)
 named $enc6_stages && extra+=(--set model.encoder.layers=6 --set train.freeze_encoder=true
   --set "data.speed_perturb=[0.9,1.0,1.1]")
+named d256_ft && extra+=(--set model.encoder.layers=6 --set "data.speed_perturb=[0.9,1.0,1.1]"
+  --set train.lr=3e-4 --set train.warmup_updates=500 --set model.dropout=0.1
+  --set model.decoder.attention.dropout=0.1 --set data.specaugment.freq_mask_n=1
+  --set data.specaugment.time_mask_n=1)
 # Runs in OUT; logs and curves in LOGS (its logs/ and *.svg), as in ../asr_recipe/run.sh.
 OUT=${OUT:-runs/st_recipe}
 LOGS=${LOGS:-experiments/st_recipe}
