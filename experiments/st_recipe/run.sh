@@ -77,12 +77,13 @@ named d256_enc5 d256_enc5_mha $enc6_stages && extra+=(--set "data.tokenizer=\"$P
 named d256_enc5_mha d256_enc6_mha d256_enc6_mha_s2 && extra+=(--set model.decoder.attention.kind=\"mha\")
 named d256_enc6_mla d256_enc6_mla_s2 && extra+=(--set model.decoder.attention.kind=\"mla\")
 named d256_enc6_s4 d256_enc6_s4_s2 && extra+=(--set model.decoder.attention.down_rate=4)
-named d256_enc6_s2 d256_enc6_mha_s2 d256_enc6_mla_s2 d256_enc6_s4_s2 &&
-  extra+=(--set train.seed=2)
-named $enc6_stages && extra+=(--set model.encoder.layers=6 --set train.freeze_encoder=true
+# Seed 2: every comparison stage named *_s2 (d256_enc6_s2 is MTLA s = 2's second seed).
+[[ $NAME == d256_enc6*_s2 ]] && extra+=(--set train.seed=2)
+# shellcheck disable=SC2086
+named $enc6_stages d256_ft && extra+=(--set model.encoder.layers=6
   --set "data.speed_perturb=[0.9,1.0,1.1]")
-named d256_ft && extra+=(--set model.encoder.layers=6 --set "data.speed_perturb=[0.9,1.0,1.1]"
-  --set train.lr=3e-4 --set train.warmup_updates=500 --set model.dropout=0.1
+named $enc6_stages && extra+=(--set train.freeze_encoder=true)
+named d256_ft && extra+=(--set train.lr=3e-4 --set train.warmup_updates=500 --set model.dropout=0.1
   --set model.decoder.attention.dropout=0.1 --set data.specaugment.freq_mask_n=1
   --set data.specaugment.time_mask_n=1)
 # Runs in OUT; logs and curves in LOGS (its logs/ and *.svg), as in ../asr_recipe/run.sh.
