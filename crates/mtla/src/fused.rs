@@ -17,6 +17,8 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 use rayon::prelude::*;
 
+use crate::rows;
+
 /// Keys or values read in place: a float tensor's storage and the strides of its first three
 /// axes (`[batch, kv_heads, T, d]`, the last axis contiguous).
 pub(crate) struct View<'a> {
@@ -259,7 +261,7 @@ impl Pair<'_> {
             }
             for r in 0..G {
                 let scores = &mut p[r][..n];
-                let block_max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let block_max = rows::max(scores);
                 let new_max = max[r].max(block_max);
                 let correction = (max[r] - new_max).exp();
                 if correction != 1.0 {
@@ -269,10 +271,7 @@ impl Pair<'_> {
                         .for_each(|x| *x *= correction);
                 }
                 max[r] = new_max;
-                for s in scores.iter_mut() {
-                    *s = (*s - new_max).exp();
-                    sum[r] += *s;
-                }
+                sum[r] += rows::exp_sum(scores, new_max);
             }
             accumulate::<G, SIMD>(
                 &p,

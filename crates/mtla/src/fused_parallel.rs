@@ -42,6 +42,7 @@ use rayon::prelude::*;
 
 use crate::cpu::{back, backprop, cast, usable, AdPrimitive};
 use crate::dropout::MaskDraw;
+use crate::rows;
 
 /// `softmax((q kᵀ + q_R k_Rᵀ) · scale + bias) ⊙ M · v` on the CPU backend (see the module doc),
 /// the RoPE part only when `rope` (`q_R`, `k_R`) is given, with the dropout `prob` applied only
@@ -114,11 +115,11 @@ fn tracked<const N: usize>(attention: Fused, inputs: [&AdPrimitive; N]) -> AdPri
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let (out, p) = attention.forward();
+            let (out, norms) = attention.forward();
             prep.finish(
                 Saved {
                     attention,
-                    p: Arc::new(p),
+                    norms: Arc::new(norms),
                 },
                 out,
             )
@@ -161,11 +162,13 @@ struct RopePart {
     d: usize,
 }
 
-/// What the backward pass needs: the call and the softmax `P` `[batch, heads, queries, keys]`.
+/// What the backward pass needs: the call and every query row's softmax normaliser
+/// (`[batch, heads, queries]`, see [`rows::softmax_in_place`]), from which `P` is recomputed
+/// block by block, as FlashAttention does, instead of keeping `[batch, heads, queries, keys]`.
 #[derive(Clone, Debug)]
 struct Saved {
     attention: Fused,
-    p: Arc<Vec<f32>>,
+    norms: Arc<Vec<(f32, f32)>>,
 }
 
 /// A matrix operand of [`matmul`]: its first element and row/column strides (in elements).
@@ -355,13 +358,65 @@ impl Fused {
         Some(bias_row(self.bias.as_ref()?, b, query))
     }
 
-    /// `P̃ = P ⊙ M` of pair `pair` into `out` (`P` itself when there is no dropout).
-    fn dropped<'a>(&self, pair: usize, p: &'a [f32], out: &'a mut Vec<f32>) -> &'a [f32] {
+    /// `P̃ = P ⊙ M` of `p`, the rows `first..` of pair `pair` over their first `seen` keys, into
+    /// `out` (`p` itself when there is no dropout): the mask elements the unfused path draws
+    /// for the same scores.
+    fn dropped<'a>(
+        &self,
+        pair: usize,
+        first: usize,
+        seen: usize,
+        p: &'a [f32],
+        out: &'a mut Vec<f32>,
+    ) -> &'a [f32] {
         let Some(mask) = &self.mask else { return p };
         out.resize(p.len(), 0.0);
-        mask.fill(pair * p.len(), out);
-        out.iter_mut().zip(p).for_each(|(m, p)| *m *= p);
+        for (i, (m, p)) in out.chunks_mut(seen).zip(p.chunks(seen)).enumerate() {
+            mask.fill((pair * self.rows() + first + i) * self.keys, m);
+            m.iter_mut().zip(p).for_each(|(m, p)| *m *= p);
+        }
         out
+    }
+
+    /// The scores `S = scale · (q kᵀ + q_R k_Rᵀ) + bias` of query head `g` of pair (`b`,
+    /// `kv_head`), the queries of `block` against its first `block.keys` keys, into `s`
+    /// (`[block.len, block.keys]`, row-major).
+    fn scores(&self, b: usize, kv_head: usize, g: usize, block: &KeyBlock, s: &mut Vec<f32>) {
+        let (m, seen) = (block.len, block.keys);
+        s.resize(m * seen, 0.0);
+        let head = kv_head * self.group() + g;
+        let mut parts = vec![(
+            self.d_k,
+            self.q_rows(b, head),
+            self.kv(&self.k, b, kv_head, true),
+        )];
+        if let (Some((q_r, k_rt)), Some(r)) =
+            (self.rope_operands(b, head, kv_head, true), &self.rope)
+        {
+            parts.push((r.d, q_r, k_rt));
+        }
+        for (i, (d, q, k_t)) in parts.into_iter().enumerate() {
+            // The RoPE part accumulates into the same scores.
+            unsafe {
+                matmul(
+                    m,
+                    seen,
+                    d,
+                    s.as_mut_ptr(),
+                    seen,
+                    i > 0,
+                    q.rows_from(block.start),
+                    k_t,
+                    self.scale,
+                    self.parallelism(),
+                )
+            };
+        }
+        for (i, row) in s.chunks_mut(seen).enumerate() {
+            if let Some(bias) = self.bias_row(b, block.start + i) {
+                row.iter_mut().zip(bias).for_each(|(s, b)| *s += b);
+            }
+        }
     }
 
     /// Query blocks of batch row `b` and the keys each needs (see [`KeyBlock`]).
@@ -369,94 +424,62 @@ impl Fused {
         &self.blocks[if self.blocks.len() == 1 { 0 } else { b }]
     }
 
-    /// The output `[batch, heads, queries, d_v]` and the softmax `P`.
-    fn forward(&self) -> (FlexTensor, Vec<f32>) {
-        let (rows, keys, d_v) = (self.rows(), self.keys, self.d_v);
+    /// The output `[batch, heads, queries, d_v]` and every query row's softmax normaliser.
+    /// Per query block the scores live in a block-sized buffer (in cache), never in memory as
+    /// a whole.
+    fn forward(&self) -> (FlexTensor, Vec<(f32, f32)>) {
+        let (rows, d_v) = (self.rows(), self.d_v);
         let pairs = self.batch * self.kv_heads;
         let mut out = vec![0.0f32; pairs * rows * d_v];
-        let mut p = vec![0.0f32; pairs * rows * keys];
+        let mut norms = vec![(0.0f32, 0.0f32); pairs * rows];
         let parallelism = self.parallelism();
-        p.par_chunks_mut(rows * keys)
-            .zip(out.par_chunks_mut(rows * d_v))
+        out.par_chunks_mut(rows * d_v)
+            .zip(norms.par_chunks_mut(rows))
             .enumerate()
-            .for_each_init(Vec::new, |scratch, (pair, (p, out))| {
-                let (b, kv_head) = (pair / self.kv_heads, pair % self.kv_heads);
-                let k_t = self.kv(&self.k, b, kv_head, true);
-                for g in 0..self.group() {
-                    let head = kv_head * self.group() + g;
-                    let q = self.q_rows(b, head);
-                    let rope = self.rope_operands(b, head, kv_head, true);
-                    for block in self.blocks(b) {
-                        let (first, m, seen) =
-                            (g * self.queries + block.start, block.len, block.keys);
-                        // S = scale · q kᵀ (+ scale · q_R k_Rᵀ, accumulated).
-                        let mut parts = vec![(self.d_k, q, k_t)];
-                        if let (Some((q_r, k_rt)), Some(r)) = (rope, &self.rope) {
-                            parts.push((r.d, q_r, k_rt));
-                        }
-                        for (i, (d, q, k_t)) in parts.into_iter().enumerate() {
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(s, dropped), (pair, (out, norms))| {
+                    let (b, kv_head) = (pair / self.kv_heads, pair % self.kv_heads);
+                    let v = self.kv(&self.v, b, kv_head, false);
+                    for g in 0..self.group() {
+                        for block in self.blocks(b) {
+                            let (first, seen) = (g * self.queries + block.start, block.keys);
+                            self.scores(b, kv_head, g, block, s);
+                            for (row, norm) in s.chunks_mut(seen).zip(&mut norms[first..]) {
+                                *norm = rows::softmax_in_place(row);
+                            }
+                            let weights = self.dropped(pair, first, seen, s, dropped);
+                            let lhs = Mat {
+                                ptr: weights.as_ptr(),
+                                rs: seen as isize,
+                                cs: 1,
+                            };
                             unsafe {
                                 matmul(
-                                    m,
+                                    block.len,
+                                    d_v,
                                     seen,
-                                    d,
-                                    p[first * keys..].as_mut_ptr(),
-                                    keys,
-                                    i > 0,
-                                    q.rows_from(block.start),
-                                    k_t,
-                                    self.scale,
+                                    out[first * d_v..].as_mut_ptr(),
+                                    d_v,
+                                    false,
+                                    lhs,
+                                    v,
+                                    1.0,
                                     parallelism,
                                 )
                             };
                         }
-                        for (i, row) in p[first * keys..(first + m) * keys]
-                            .chunks_mut(keys)
-                            .enumerate()
-                        {
-                            let (row, unseen) = row.split_at_mut(seen);
-                            if let Some(bias) = self.bias_row(b, block.start + i) {
-                                row.iter_mut().zip(bias).for_each(|(s, b)| *s += b);
-                            }
-                            softmax_in_place(row);
-                            unseen.fill(0.0);
-                        }
                     }
-                }
-                let weights = self.dropped(pair, p, scratch);
-                let v = self.kv(&self.v, b, kv_head, false);
-                for g in 0..self.group() {
-                    for block in self.blocks(b) {
-                        let first = g * self.queries + block.start;
-                        let lhs = Mat {
-                            ptr: weights[first * keys..].as_ptr(),
-                            rs: keys as isize,
-                            cs: 1,
-                        };
-                        unsafe {
-                            matmul(
-                                block.len,
-                                d_v,
-                                block.keys,
-                                out[first * d_v..].as_mut_ptr(),
-                                d_v,
-                                false,
-                                lhs,
-                                v,
-                                1.0,
-                                parallelism,
-                            )
-                        };
-                    }
-                }
-            });
+                },
+            );
         let shape = Shape::new([self.batch, self.heads, self.queries, d_v]);
-        (FlexTensor::from_data(TensorData::new(out, shape)), p)
+        (FlexTensor::from_data(TensorData::new(out, shape)), norms)
     }
 
     /// Gradients of `q`, `k`, `v` (and of `q_R`, `k_R` with a RoPE part) from the output's
-    /// gradient `d_out` and the saved `P`.
-    fn backward(&self, p: &[f32], d_out: FlexTensor) -> Vec<FlexTensor> {
+    /// gradient `d_out` and the softmax normalisers of the forward pass: per query block, `P`
+    /// is recomputed from the scores (the same values, bit for bit) into a block-sized buffer.
+    fn backward(&self, norms: &[(f32, f32)], d_out: FlexTensor) -> Vec<FlexTensor> {
         let (rows, keys, d_k, d_v) = (self.rows(), self.keys, self.d_k, self.d_v);
         let d_r = self.rope.as_ref().map_or(0, |r| r.d);
         let pairs = self.batch * self.kv_heads;
@@ -477,12 +500,10 @@ impl Fused {
             .zip(d_rope.par_chunks_mut(rope_len))
             .enumerate()
             .for_each_init(
-                || (Vec::new(), Vec::new()),
-                |(dropped, ds), (pair, (((dq, dk), dv), d_rope))| {
+                || (Vec::new(), Vec::new(), Vec::new()),
+                |(p, dropped, ds), (pair, (((dq, dk), dv), d_rope))| {
                     let (b, kv_head) = (pair / self.kv_heads, pair % self.kv_heads);
-                    let p = &p[pair * rows * keys..(pair + 1) * rows * keys];
-                    let pd = self.dropped(pair, p, dropped);
-                    ds.resize(rows * keys, 0.0);
+                    let norms = &norms[pair * rows..(pair + 1) * rows];
                     let (k, v_t) = (
                         self.kv(&self.k, b, kv_head, false),
                         self.kv(&self.v, b, kv_head, true),
@@ -496,15 +517,22 @@ impl Fused {
                         for block in self.blocks(b) {
                             let (first, m, seen) =
                                 (g * self.queries + block.start, block.len, block.keys);
-                            let rows_of = |data: &[f32], ld: usize| Mat {
-                                ptr: data[first * ld..].as_ptr(),
-                                rs: ld as isize,
+                            // P, then P̃, as in the forward pass.
+                            self.scores(b, kv_head, g, block, p);
+                            for (row, &norm) in p.chunks_mut(seen).zip(&norms[first..]) {
+                                rows::softmax_with(row, norm);
+                            }
+                            let pd = self.dropped(pair, first, seen, p, dropped);
+                            ds.resize(m * seen, 0.0);
+                            let rows_of = |data: &[f32]| Mat {
+                                ptr: data.as_ptr(),
+                                rs: seen as isize,
                                 cs: 1,
                             };
                             let cols_of = |data: &[f32]| Mat {
-                                ptr: data[first * keys..].as_ptr(),
+                                ptr: data.as_ptr(),
                                 rs: 1,
-                                cs: keys as isize,
+                                cs: seen as isize,
                             };
                             let d_o = Mat {
                                 ptr: d_out_head,
@@ -518,8 +546,8 @@ impl Fused {
                                     m,
                                     seen,
                                     d_v,
-                                    ds[first * keys..].as_mut_ptr(),
-                                    keys,
+                                    ds.as_mut_ptr(),
+                                    seen,
                                     false,
                                     d_o,
                                     v_t,
@@ -540,14 +568,10 @@ impl Fused {
                                 );
                             }
                             // dS = P̃ ⊙ dP̃ − P ⊙ rowsum(dP̃ ⊙ P̃).
-                            let span = first * keys..(first + m) * keys;
-                            for ((ds, pd), p) in ds[span.clone()]
-                                .chunks_mut(keys)
-                                .zip(pd[span.clone()].chunks(keys))
-                                .zip(p[span].chunks(keys))
+                            for ((ds, pd), p) in
+                                ds.chunks_mut(seen).zip(pd.chunks(seen)).zip(p.chunks(seen))
                             {
-                                let (ds, pd, p) = (&mut ds[..seen], &pd[..seen], &p[..seen]);
-                                let d: f32 = ds.iter().zip(pd).map(|(a, b)| a * b).sum();
+                                let d = rows::dot(ds, pd);
                                 for ((ds, pd), p) in ds.iter_mut().zip(pd).zip(p) {
                                     *ds = pd * *ds - p * d;
                                 }
@@ -567,7 +591,7 @@ impl Fused {
                                         dq.add(first * d),
                                         d,
                                         false,
-                                        rows_of(ds, keys),
+                                        rows_of(ds),
                                         k,
                                         self.scale,
                                         parallelism,
@@ -676,18 +700,6 @@ fn key_blocks(bias: Option<&FlexTensor>, queries: usize, keys: usize) -> Vec<Vec
         .collect()
 }
 
-/// `row ← softmax(row)`, shifted by the row's maximum.
-fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for x in row.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|x| *x *= inv);
-}
-
 /// The fused call's graph node, with parents `q`, `k`, `v` (`N` = 3) and `q_R`, `k_R` (`N` = 5).
 #[derive(Debug)]
 struct FusedAttention<const N: usize>;
@@ -696,8 +708,8 @@ impl<const N: usize> Backward<Flex, N> for FusedAttention<N> {
     type State = Saved;
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
-        backprop(ops, grads, |Saved { attention, p }, d_out| {
-            attention.backward(&p, d_out)
+        backprop(ops, grads, |Saved { attention, norms }, d_out| {
+            attention.backward(&norms, d_out)
         });
     }
 }

@@ -34,6 +34,7 @@ pub mod mha;
 pub mod mtla;
 pub mod reference;
 pub mod rope;
+pub mod rows;
 mod skinny;
 
 pub use attention::Attention;

@@ -22,6 +22,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, FloatDType, TensorData};
 use mtla::cpu::{back, backprop, cast, on_cpu, AdPrimitive};
+use mtla::rows;
 use rayon::prelude::*;
 
 /// Summed losses of a batch, as tensors (no host sync).
@@ -173,10 +174,8 @@ impl Smoothed {
                         (max, argmax) = (x, v);
                     }
                 }
-                let (exp_sum, z_sum) = z
-                    .iter()
-                    .fold((0.0f32, 0.0f32), |(e, s), &x| (e + (x - max).exp(), s + x));
-                let lse = max + exp_sum.ln();
+                let lse = max + rows::exp_sum_of(z, max).ln();
+                let z_sum = rows::sum(z);
                 let nll = (lse - z[t]) as f64;
                 let smooth = (vocab as f32 * lse - z_sum) as f64;
                 (lse, nll, smooth, argmax == t)
@@ -212,9 +211,9 @@ impl Smoothed {
             .zip(self.targets.par_iter().zip(self.lse.par_iter()))
             .for_each(|((g, z), (target, &lse))| {
                 if let Some(t) = *target {
-                    for (g, &x) in g.iter_mut().zip(z) {
-                        *g = d * ((x - lse).exp() - self.eps_i);
-                    }
+                    g.copy_from_slice(z);
+                    rows::exp_sum(g, lse);
+                    g.iter_mut().for_each(|g| *g = d * (*g - self.eps_i));
                     g[t] -= d * self.on_target;
                 }
             });
