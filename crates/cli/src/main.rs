@@ -68,24 +68,38 @@ enum Command {
     Bench(bench_cmd::BenchCommand),
 }
 
-/// Caps glibc's malloc at 2 arenas. CPU training runs each part of a batch in its own thread
-/// (`learner::train::setup::cpu_parts`), and glibc gives every thread its own arena, each
-/// keeping the memory its thread freed: with the default cap (8 per core) the peak memory of a
-/// `configs/small_cpu.toml` run doubled (180 -> 375-392 MB); with 2 arenas it stays at
-/// 177-233 MB at the same speed (3 alternating runs each, 0.194 vs 0.194 s per update).
-/// `MALLOC_ARENA_MAX` in the environment still decides when set.
-fn cap_malloc_arenas() {
+/// Tunes glibc's malloc for tensor buffers; a `MALLOC_*` variable in the environment still
+/// decides its own setting.
+///
+/// - At most 2 arenas. CPU training runs each part of a batch in its own thread
+///   (`learner::train::setup::cpu_parts`), and glibc gives every thread its own arena, each
+///   keeping the memory its thread freed: with the default cap (8 per core) the peak memory of
+///   a `configs/small_cpu.toml` run doubled (180 -> 375-392 MB); with 2 arenas it stays at
+///   177-233 MB at the same speed (3 alternating runs each, 0.194 vs 0.194 s per update).
+/// - Blocks below 32 MiB (the largest threshold glibc accepts) come from the heap, and up to
+///   1 GiB freed at its top is kept for the next step. By default glibc maps a block at or
+///   above a threshold that follows the largest block freed so far, and unmaps it when freed:
+///   buffers of one size, such as every activation of a layer at one length, are then mapped,
+///   faulted in page by page and unmapped again at every step. In `bench attention-train` at
+///   the paper's dims (T 1024) that was a sixth of the time, in the kernel.
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: `mallopt` only tunes the allocator; called before any thread is spawned.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+    for (variable, parameter, value) in [
+        ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, 2),
+        ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 32 << 20),
+        ("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 1 << 30),
+    ] {
+        if std::env::var_os(variable).is_none() {
+            // SAFETY: `mallopt` only tunes the allocator; called before any thread is spawned.
+            unsafe {
+                libc::mallopt(parameter, value);
+            }
         }
     }
 }
 
 fn main() -> std::process::ExitCode {
-    cap_malloc_arenas();
+    tune_malloc();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Prepare(cmd) => prepare_cmd::run(cmd).map(|_| true),
