@@ -25,7 +25,7 @@ use crate::attend::{decoupled_rope_attention, grouped_attention};
 use crate::cache::{Cache, GrowingBuffer, LatentCache};
 use crate::config::{AttentionConfig, AttentionKind};
 use crate::error::{MtlaError, Result};
-use crate::heads::merge_heads;
+use crate::heads::{merge_heads, split_heads};
 use crate::hypernet::HyperNetwork;
 use crate::layer_norm::layer_norm;
 use crate::linear::linear;
@@ -571,11 +571,16 @@ fn head_parts<B: Backend, const N: usize>(
                 .slice(s![.., .., range.clone()])
                 .reshape([rows, heads * n])
         };
-        project(
+        let y = project(
             columns(weight.clone()),
             bias.clone().map(|b| columns(b.unsqueeze())),
-        )
-        .reshape([b, s, heads, n])
+        );
+        if heads == 1 {
+            return y.reshape([b, s, 1, n]);
+        }
+        // The same view, but its gradient (heads-major, from the attention) goes back through
+        // the heads' merge copy instead of burn-flex's element-by-element reshape.
+        split_heads(y.reshape([b, s, heads * n]), heads).swap_dims(1, 2)
     })
 }
 
