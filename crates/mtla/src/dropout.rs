@@ -18,6 +18,8 @@ use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use rayon::prelude::*;
 
+use crate::rows::dispatched;
+
 thread_local! {
     /// This thread's CPU mask stream: a seed and the index of the next draw.
     static STREAM: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
@@ -37,6 +39,7 @@ fn take(n: usize) -> (u64, u64) {
 
 /// The `i`-th output of the SplitMix64 generator started at `seed` (a counter-based generator:
 /// any element of the stream is computed on its own, so chunks fill in parallel).
+#[inline(always)]
 fn splitmix64(seed: u64, i: u64) -> u64 {
     let mut z = seed.wrapping_add(i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -71,9 +74,17 @@ impl MaskDraw {
     /// Mask elements `from..from + out.len()` of this draw into `out`.
     pub(crate) fn fill(&self, from: usize, out: &mut [f32]) {
         let base = self.first.wrapping_add(from as u64);
+        fill_mask(self.seed, base, self.threshold, self.scale, out);
+    }
+}
+
+dispatched! {
+    /// `out_i = scale` where the top 24 bits of `splitmix64(seed, base + i)` fall below
+    /// `threshold`, else 0 (one hash per element, in vector lanes).
+    pub(crate) fn fill_mask(seed: u64, base: u64, threshold: u64, scale: f32, out: &mut [f32]) -> () {
         for (i, m) in out.iter_mut().enumerate() {
-            let r = splitmix64(self.seed, base.wrapping_add(i as u64)) >> 40;
-            *m = if r < self.threshold { self.scale } else { 0.0 };
+            let r = splitmix64(seed, base.wrapping_add(i as u64)) >> 40;
+            *m = if r < threshold { scale } else { 0.0 };
         }
     }
 }

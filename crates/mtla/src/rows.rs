@@ -1,5 +1,5 @@
 //! Vectorised row kernels for the CPU softmaxes: a row's maximum, `exp` with its sum, and dot
-//! products.
+//! products; and [`dispatched!`], which compiles such a kernel for each vector unit.
 //!
 //! The scalar loops they replace cannot be vectorised by the compiler: `iter().sum()` and
 //! `fold(f32::max)` are one chain of dependent operations (a float sum may not be reordered),
@@ -46,11 +46,11 @@ fn exp(x: f32) -> f32 {
     }
 }
 
-/// Defines `pub fn $name` that runs `$body` compiled for the widest vector unit the CPU has.
+/// Defines `fn $name` that runs `$body` compiled for the widest vector unit the CPU has.
 macro_rules! dispatched {
-    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
         $(#[$doc])*
-        pub fn $name($($arg: $ty),*) -> $ret {
+        $vis fn $name($($arg: $ty),*) -> $ret {
             #[inline(always)]
             fn body($($arg: $ty),*) -> $ret $body
             #[cfg(target_arch = "x86_64")]
@@ -79,9 +79,11 @@ macro_rules! dispatched {
     };
 }
 
+pub(crate) use dispatched;
+
 dispatched! {
     /// `max_j row_j` (−∞ for an empty row).
-    fn max(row: &[f32]) -> f32 {
+    pub fn max(row: &[f32]) -> f32 {
         let mut acc = [f32::NEG_INFINITY; LANES];
         let chunks = row.chunks_exact(LANES);
         let tail = chunks.remainder();
@@ -96,7 +98,7 @@ dispatched! {
 
 dispatched! {
     /// `row_j ← exp(row_j − shift)`; returns `Σ_j row_j`.
-    fn exp_sum(row: &mut [f32], shift: f32) -> f32 {
+    pub fn exp_sum(row: &mut [f32], shift: f32) -> f32 {
         let mut acc = [0.0f32; LANES];
         let mut chunks = row.chunks_exact_mut(LANES);
         for chunk in &mut chunks {
@@ -113,7 +115,7 @@ dispatched! {
 
 dispatched! {
     /// `Σ_j exp(row_j − shift)`, the row unchanged.
-    fn exp_sum_of(row: &[f32], shift: f32) -> f32 {
+    pub fn exp_sum_of(row: &[f32], shift: f32) -> f32 {
         let mut acc = [0.0f32; LANES];
         let chunks = row.chunks_exact(LANES);
         let tail = chunks.remainder();
@@ -128,7 +130,7 @@ dispatched! {
 
 dispatched! {
     /// `Σ_j row_j`.
-    fn sum(row: &[f32]) -> f32 {
+    pub fn sum(row: &[f32]) -> f32 {
         let mut acc = [0.0f32; LANES];
         let chunks = row.chunks_exact(LANES);
         let tail = chunks.remainder();
@@ -143,7 +145,7 @@ dispatched! {
 
 dispatched! {
     /// `Σ_j a_j b_j` over the shorter of the two.
-    fn dot(a: &[f32], b: &[f32]) -> f32 {
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
         let (a, b) = (&a[..n], &b[..n]);
         let mut acc = [0.0f32; LANES];
