@@ -5,10 +5,12 @@
 //! `[batch, heads, queries, keys]` scores under autodiff: the scale, the bias, the softmax's
 //! passes, the mask and its product, each saving a score-sized tensor for the backward pass and
 //! each walked again there. Here it is one node. For every (row, K/V head) pair, on all cores,
-//! the scores of the group's query heads are one matrix product per head straight into a
-//! buffer (any strides: heads split as views are read in place), the bias and the softmax are
-//! one pass over each row, and the output is one product. Only `P` is kept for the backward
-//! pass; the dropout mask is redrawn there from its counter-based stream
+//! and every block of 64 queries, the scores are one matrix product per head straight into a
+//! block-sized buffer (any strides: heads split as views are read in place), the bias and the
+//! softmax are one pass over each row, and the block's output is one product. Only each query
+//! row's softmax normaliser is kept for the backward pass, which recomputes the block's scores
+//! and `P` from it (FlashAttention's recomputation: no `[batch, heads, queries, keys]` tensor
+//! exists at any time); the dropout mask is redrawn there from its counter-based stream
 //! ([`MaskDraw`]), so the mask values and their order are those of
 //! [`Dropout`](crate::dropout::Dropout) on the unfused path.
 //!
