@@ -61,14 +61,17 @@ pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
 }
 
 /// `x` `[b, h, t, d]` with any strides -> contiguous `[b, t, h * d]`, one `d`-run at a time
-/// (burn-flex's own copy when the last axis is not unit-stride).
+/// (a view when `x` is already time-major, as the gradient of a split of a time-major
+/// activation is; burn-flex's own copy when the last axis is not unit-stride).
 fn merge_copy(x: &FlexTensor) -> FlexTensor {
     let shape = x.layout().shape();
     let [b, h, t, d] = [shape[0], shape[1], shape[2], shape[3]];
     let strides = x.layout().strides();
     let merged = Shape::new([b, t, h * d]);
-    if strides[3] != 1 || strides.iter().any(|&s| s < 0) {
-        return x.transpose(1, 2).reshape(merged);
+    let time_major = x.transpose(1, 2);
+    if time_major.is_contiguous() || strides[3] != 1 || strides.iter().any(|&s| s < 0) {
+        // Already laid out time-major: a view; otherwise burn-flex's own copy.
+        return time_major.reshape(merged);
     }
     let [s0, s1, s2] = [
         strides[0] as usize,

@@ -575,11 +575,8 @@ fn head_parts<B: Backend, const N: usize>(
             columns(weight.clone()),
             bias.clone().map(|b| columns(b.unsqueeze())),
         );
-        if heads == 1 {
-            return y.reshape([b, s, 1, n]);
-        }
-        // The same view, but its gradient (heads-major, from the attention) goes back through
-        // the heads' merge copy instead of burn-flex's element-by-element reshape.
+        // A view of `y`, whose gradient (heads-major, from the attention) goes back through the
+        // heads' merge copy instead of burn-flex's element-by-element reshape.
         split_heads(y.reshape([b, s, heads * n]), heads).swap_dims(1, 2)
     })
 }
