@@ -81,18 +81,32 @@ macro_rules! dispatched {
 
 pub(crate) use dispatched;
 
+/// `term(row_j)` folded with `combine` into [`LANES`] independent accumulators from `init`,
+/// which are then combined in order, followed by the tail.
+#[inline(always)]
+fn fold_lanes(
+    row: &[f32],
+    init: f32,
+    term: impl Fn(f32) -> f32,
+    combine: impl Fn(f32, f32) -> f32,
+) -> f32 {
+    let mut acc = [init; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for l in 0..LANES {
+            acc[l] = combine(acc[l], term(chunk[l]));
+        }
+    }
+    acc.into_iter()
+        .chain(tail.iter().map(|&x| term(x)))
+        .fold(init, &combine)
+}
+
 dispatched! {
     /// `max_j row_j` (−∞ for an empty row).
     pub fn max(row: &[f32]) -> f32 {
-        let mut acc = [f32::NEG_INFINITY; LANES];
-        let chunks = row.chunks_exact(LANES);
-        let tail = chunks.remainder();
-        for chunk in chunks {
-            for l in 0..LANES {
-                acc[l] = acc[l].max(chunk[l]);
-            }
-        }
-        acc.into_iter().chain(tail.iter().copied()).fold(f32::NEG_INFINITY, f32::max)
+        fold_lanes(row, f32::NEG_INFINITY, |x| x, f32::max)
     }
 }
 
@@ -116,30 +130,14 @@ dispatched! {
 dispatched! {
     /// `Σ_j exp(row_j − shift)`, the row unchanged.
     pub fn exp_sum_of(row: &[f32], shift: f32) -> f32 {
-        let mut acc = [0.0f32; LANES];
-        let chunks = row.chunks_exact(LANES);
-        let tail = chunks.remainder();
-        for chunk in chunks {
-            for l in 0..LANES {
-                acc[l] += exp(chunk[l] - shift);
-            }
-        }
-        acc.into_iter().chain(tail.iter().map(|&x| exp(x - shift))).fold(0.0, |a, b| a + b)
+        fold_lanes(row, 0.0, |x| exp(x - shift), |a, b| a + b)
     }
 }
 
 dispatched! {
     /// `Σ_j row_j`.
     pub fn sum(row: &[f32]) -> f32 {
-        let mut acc = [0.0f32; LANES];
-        let chunks = row.chunks_exact(LANES);
-        let tail = chunks.remainder();
-        for chunk in chunks {
-            for l in 0..LANES {
-                acc[l] += chunk[l];
-            }
-        }
-        acc.into_iter().chain(tail.iter().copied()).fold(0.0, |a, b| a + b)
+        fold_lanes(row, 0.0, |x| x, |a, b| a + b)
     }
 }
 
