@@ -312,47 +312,28 @@ impl Fused {
         }
     }
 
-    /// `[rows, d]` of `t` `[batch, heads, rows, d]` at (b, h): first element and row stride.
-    fn operand(t: &FlexTensor, b: usize, h: usize) -> (*const f32, isize) {
+    /// `[rows, d]` of `t` `[batch, heads, rows, d]` at (b, h), row-major with its row stride.
+    fn operand(t: &FlexTensor, b: usize, h: usize) -> Mat {
         let layout = t.layout();
         let s = layout.strides();
         let data: &[f32] = t.storage();
         let at = layout.start_offset() as isize + b as isize * s[0] + h as isize * s[1];
-        (data[at as usize..].as_ptr(), s[2])
-    }
-
-    /// The query rows of head `h` at batch row `b`, as an lhs.
-    fn q_rows(&self, b: usize, h: usize) -> Mat {
-        let (ptr, rs) = Self::operand(&self.q, b, h);
-        Mat { ptr, rs, cs: 1 }
-    }
-
-    /// Keys (`transposed`: `kᵀ`) or values of K/V head `h` at batch row `b`.
-    fn kv(&self, t: &FlexTensor, b: usize, h: usize, transposed: bool) -> Mat {
-        let (ptr, rs) = Self::operand(t, b, h);
-        if transposed {
-            Mat { ptr, rs: 1, cs: rs }
-        } else {
-            Mat { ptr, rs, cs: 1 }
+        Mat {
+            ptr: data[at as usize..].as_ptr(),
+            rs: s[2],
+            cs: 1,
         }
     }
 
-    /// The RoPE part's query rows of head `h` and keys (`transposed`: `k_Rᵀ`) of K/V head
-    /// `kv_head` at batch row `b`.
-    fn rope_operands(
-        &self,
-        b: usize,
-        h: usize,
-        kv_head: usize,
-        transposed: bool,
-    ) -> Option<(Mat, Mat)> {
+    /// The RoPE part's query rows of head `h` at batch row `b`, if there is a RoPE part.
+    fn rope_queries(&self, b: usize, h: usize) -> Option<Mat> {
+        Some(Self::operand(&self.rope.as_ref()?.q, b, h))
+    }
+
+    /// The RoPE part's keys met by K/V head `kv_head` at batch row `b`, if there is a RoPE part.
+    fn rope_keys(&self, b: usize, kv_head: usize) -> Option<Mat> {
         let r = self.rope.as_ref()?;
-        let (ptr, rs) = Self::operand(&r.q, b, h);
-        let rope_head = kv_head / (self.kv_heads / r.heads);
-        Some((
-            Mat { ptr, rs, cs: 1 },
-            self.kv(&r.k, b, rope_head, transposed),
-        ))
+        Some(Self::operand(&r.k, b, kv_head / (self.kv_heads / r.heads)))
     }
 
     /// Bias row of query `query` at batch row `b`, if any.
@@ -380,22 +361,30 @@ impl Fused {
         out
     }
 
+    /// `kᵀ` and `k_Rᵀ` of pair (`b`, `kv_head`) into `keys_t` (see [`KeysT`]).
+    fn keys_t(&self, b: usize, kv_head: usize, keys_t: &mut KeysT) {
+        keys_t.k.fill(self.keys, self.d_k, Self::operand(&self.k, b, kv_head));
+        if let (Some(k_r), Some(r)) = (self.rope_keys(b, kv_head), &self.rope) {
+            keys_t.k_r.fill(self.keys, r.d, k_r);
+        }
+    }
+
     /// The scores `S = scale · (q kᵀ + q_R k_Rᵀ) + bias` of query head `g` of pair (`b`,
-    /// `kv_head`), the queries of `block` against its first `block.keys` keys, into `s`
-    /// (`[block.len, block.keys]`, row-major).
-    fn scores(&self, b: usize, kv_head: usize, g: usize, block: &KeyBlock, s: &mut Vec<f32>) {
+    /// `kv_head`), whose `kᵀ` (and `k_Rᵀ`) are `keys_t`, the queries of `block` against its
+    /// first `block.keys` keys, into `s` (`[block.len, block.keys]`, row-major).
+    fn scores(
+        &self,
+        (b, kv_head, g): (usize, usize, usize),
+        keys_t: &KeysT,
+        block: &KeyBlock,
+        s: &mut Vec<f32>,
+    ) {
         let (m, seen) = (block.len, block.keys);
         s.resize(m * seen, 0.0);
         let head = kv_head * self.group() + g;
-        let mut parts = vec![(
-            self.d_k,
-            self.q_rows(b, head),
-            self.kv(&self.k, b, kv_head, true),
-        )];
-        if let (Some((q_r, k_rt)), Some(r)) =
-            (self.rope_operands(b, head, kv_head, true), &self.rope)
-        {
-            parts.push((r.d, q_r, k_rt));
+        let mut parts = vec![(self.d_k, Self::operand(&self.q, b, head), keys_t.k.mat())];
+        if let (Some(q_r), Some(r)) = (self.rope_queries(b, head), &self.rope) {
+            parts.push((r.d, q_r, keys_t.k_r.mat()));
         }
         for (i, (d, q, k_t)) in parts.into_iter().enumerate() {
             // The RoPE part accumulates into the same scores.
@@ -439,14 +428,15 @@ impl Fused {
             .zip(norms.par_chunks_mut(rows))
             .enumerate()
             .for_each_init(
-                || (Vec::new(), Vec::new()),
-                |(s, dropped), (pair, (out, norms))| {
+                || (Vec::new(), Vec::new(), KeysT::default()),
+                |(s, dropped, keys_t), (pair, (out, norms))| {
                     let (b, kv_head) = (pair / self.kv_heads, pair % self.kv_heads);
-                    let v = self.kv(&self.v, b, kv_head, false);
+                    let v = Self::operand(&self.v, b, kv_head);
+                    self.keys_t(b, kv_head, keys_t);
                     for g in 0..self.group() {
                         for block in self.blocks(b) {
                             let (first, seen) = (g * self.queries + block.start, block.keys);
-                            self.scores(b, kv_head, g, block, s);
+                            self.scores((b, kv_head, g), keys_t, block, s);
                             for (row, norm) in s.chunks_mut(seen).zip(&mut norms[first..]) {
                                 *norm = rows::softmax_in_place(row);
                             }
@@ -502,25 +492,29 @@ impl Fused {
             .zip(d_rope.par_chunks_mut(rope_len))
             .enumerate()
             .for_each_init(
-                || (Vec::new(), Vec::new(), Vec::new()),
-                |(p, dropped, ds), (pair, (((dq, dk), dv), d_rope))| {
+                || {
+                    let buffers = (Vec::new(), Vec::new(), Vec::new());
+                    (buffers, KeysT::default(), Transposed::default())
+                },
+                |((p, dropped, ds), keys_t, values_t), (pair, (((dq, dk), dv), d_rope))| {
                     let (b, kv_head) = (pair / self.kv_heads, pair % self.kv_heads);
                     let norms = &norms[pair * rows..(pair + 1) * rows];
-                    let (k, v_t) = (
-                        self.kv(&self.k, b, kv_head, false),
-                        self.kv(&self.v, b, kv_head, true),
-                    );
+                    let k = Self::operand(&self.k, b, kv_head);
+                    let k_r = self.rope_keys(b, kv_head);
+                    self.keys_t(b, kv_head, keys_t);
+                    values_t.fill(keys, d_v, Self::operand(&self.v, b, kv_head));
+                    let v_t = values_t.mat();
                     let (dq_r, dk_r) = d_rope.split_at_mut(rows * d_r);
                     for g in 0..self.group() {
                         let head = kv_head * self.group() + g;
-                        let q = self.q_rows(b, head);
-                        let rope = self.rope_operands(b, head, kv_head, false);
-                        let (d_out_head, d_out_rs) = Self::operand(&d_out, b, head);
+                        let q = Self::operand(&self.q, b, head);
+                        let rope = self.rope_queries(b, head).zip(k_r);
+                        let d_out_head = Self::operand(&d_out, b, head);
                         for block in self.blocks(b) {
                             let (first, m, seen) =
                                 (g * self.queries + block.start, block.len, block.keys);
                             // P, then P̃, as in the forward pass.
-                            self.scores(b, kv_head, g, block, p);
+                            self.scores((b, kv_head, g), keys_t, block, p);
                             for (row, &norm) in p.chunks_mut(seen).zip(&norms[first..]) {
                                 rows::softmax_with(row, norm);
                             }
@@ -536,12 +530,7 @@ impl Fused {
                                 rs: 1,
                                 cs: seen as isize,
                             };
-                            let d_o = Mat {
-                                ptr: d_out_head,
-                                rs: d_out_rs,
-                                cs: 1,
-                            }
-                            .rows_from(block.start);
+                            let d_o = d_out_head.rows_from(block.start);
                             // dP̃ = dO vᵀ, dv += P̃ᵀ dO.
                             unsafe {
                                 matmul(
@@ -642,6 +631,58 @@ impl Fused {
             out.push(tensor(dk_r, [self.batch, r.heads, keys, d_r]));
         }
         out
+    }
+}
+
+/// A pair's `kᵀ` and, with a RoPE part, `k_Rᵀ`: the right operands of its scores.
+#[derive(Default)]
+struct KeysT {
+    k: Transposed,
+    k_r: Transposed,
+}
+
+/// The transpose `[cols, rows]` of a `[rows, cols]` operand, made once per (row, K/V head)
+/// pair. `S = q kᵀ` with `k` as stored makes the matrix product transpose `k` element by
+/// element into its packed layout for every query block (~15 % of an MHA layer step at
+/// T 1024); from `kᵀ` it reads contiguous runs of keys instead (and `dP̃ = dO vᵀ` the same
+/// from `vᵀ`).
+#[derive(Default)]
+struct Transposed {
+    data: Vec<f32>,
+    /// Row stride: `rows` rounded up to 16 lanes, plus 16 when a multiple of 256 elements, so
+    /// the product's walk down a column does not hit one cache set (4 KiB aliasing).
+    ld: usize,
+}
+
+impl Transposed {
+    /// Transposes `src` (`rows × cols`, columns contiguous) into `self`, in 16 × 16 tiles.
+    fn fill(&mut self, rows: usize, cols: usize, src: Mat) {
+        let ld = rows.next_multiple_of(16);
+        self.ld = if ld % 256 == 0 { ld + 16 } else { ld };
+        self.data.resize(cols * self.ld, 0.0);
+        const TILE: usize = 16;
+        for r0 in (0..rows).step_by(TILE) {
+            for c0 in (0..cols).step_by(TILE) {
+                for r in r0..(r0 + TILE).min(rows) {
+                    // SAFETY: `src` addresses `rows × cols` elements (the caller's operand).
+                    let row = unsafe {
+                        std::slice::from_raw_parts(src.ptr.offset(r as isize * src.rs), cols)
+                    };
+                    for c in c0..(c0 + TILE).min(cols) {
+                        self.data[c * self.ld + r] = row[c];
+                    }
+                }
+            }
+        }
+    }
+
+    /// `[cols, rows]` as a matrix operand.
+    fn mat(&self) -> Mat {
+        Mat {
+            ptr: self.data.as_ptr(),
+            rs: self.ld as isize,
+            cs: 1,
+        }
     }
 }
 
@@ -909,5 +950,28 @@ mod tests {
         let burns = reference(q, k, v, None, 0.5, 0.0);
         ours.to_data()
             .assert_approx_eq::<f32>(&burns.to_data(), Tolerance::absolute(1e-5));
+    }
+
+    /// `Transposed` puts element (r, c) of a strided operand at `c · ld + r`, with the row
+    /// stride padded off multiples of 256 elements.
+    #[test]
+    fn transposed_moves_every_element() {
+        for (rows, cols, ld) in [(300, 20, 304), (256, 64, 272), (5, 3, 16)] {
+            let rs = cols + 7;
+            let src: Vec<f32> = (0..rows * rs).map(|i| i as f32).collect();
+            let mut t = Transposed::default();
+            let mat = Mat {
+                ptr: src.as_ptr(),
+                rs: rs as isize,
+                cs: 1,
+            };
+            t.fill(rows, cols, mat);
+            assert_eq!(t.ld, ld);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(t.data[c * ld + r], src[r * rs + c], "({r}, {c})");
+                }
+            }
+        }
     }
 }
