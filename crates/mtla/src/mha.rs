@@ -12,7 +12,7 @@ use crate::attend::grouped_attention;
 use crate::cache::{Cache, GrowingBuffer, KvCache};
 use crate::config::AttentionConfig;
 use crate::error::{MtlaError, Result};
-use crate::heads::merge_heads;
+use crate::heads::{merge_heads, split_heads};
 use crate::linear::linear;
 use crate::mask::{bias_tensor, ChunkLayout, KeyPadding};
 use crate::rope::Rope;
@@ -82,9 +82,9 @@ impl<B: Backend> MultiHeadAttention<B> {
             keys: rope
                 .apply(self.split(linear(&self.k_proj, x.clone()), self.num_kv_heads))
                 .swap_dims(1, 2),
-            values: self
-                .split(linear(&self.v_proj, x), self.num_kv_heads)
-                .swap_dims(1, 2),
+            // Through `split_heads`: its gradient merges back in `d`-runs, where a reshape of
+            // the swapped gradient is burn-flex's element-by-element copy.
+            values: split_heads(linear(&self.v_proj, x), self.num_kv_heads),
         }
     }
 
