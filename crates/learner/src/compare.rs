@@ -250,9 +250,11 @@ impl Comparison {
             .first()
             .is_some_and(|first| self.rows.iter().any(|r| r.seed != first.seed));
         let mha = self.mean_of("mha");
+        // Right-aligned number columns after the first: the measures and their neighbours.
+        let numbers = |others: usize| "---:|".repeat(MEASURE_COLUMNS.split(" | ").count() + others);
         let mut out = format!(
             "| variant | params | {MEASURE_COLUMNS} | updates | train min | train updates/s |\n|---|{}\n",
-            "---:|".repeat(17)
+            numbers(4)
         );
         for r in &self.rows {
             let label = match seeded {
@@ -277,7 +279,7 @@ impl Comparison {
         if seeded {
             out.push_str(&format!(
                 "\nMean over seeds (range in brackets):\n\n| variant | seeds | {MEASURE_COLUMNS} |\n|---|{}\n",
-                "---:|".repeat(13)
+                numbers(1)
             ));
             for variant in self.variants() {
                 let columns = self.columns(&variant);
@@ -430,6 +432,14 @@ mod tests {
             summary.contains("| - |"),
             "audio gain was not measured: {summary}"
         );
+        // Each table's separator and rows have as many cells as its header.
+        for block in table.split("\n\n").filter(|b| b.starts_with("| variant")) {
+            let cells = |line: &str| line.matches('|').count();
+            let header = cells(block.lines().next().unwrap());
+            for line in block.lines() {
+                assert_eq!(cells(line), header, "{line}");
+            }
+        }
     }
 
     #[test]
