@@ -363,7 +363,9 @@ impl Fused {
 
     /// `kᵀ` and `k_Rᵀ` of pair (`b`, `kv_head`) into `keys_t` (see [`KeysT`]).
     fn keys_t(&self, b: usize, kv_head: usize, keys_t: &mut KeysT) {
-        keys_t.k.fill(self.keys, self.d_k, Self::operand(&self.k, b, kv_head));
+        keys_t
+            .k
+            .fill(self.keys, self.d_k, Self::operand(&self.k, b, kv_head));
         if let (Some(k_r), Some(r)) = (self.rope_keys(b, kv_head), &self.rope) {
             keys_t.k_r.fill(self.keys, r.d, k_r);
         }
@@ -658,7 +660,7 @@ impl Transposed {
     /// Transposes `src` (`rows × cols`, columns contiguous) into `self`, in 16 × 16 tiles.
     fn fill(&mut self, rows: usize, cols: usize, src: Mat) {
         let ld = rows.next_multiple_of(16);
-        self.ld = if ld % 256 == 0 { ld + 16 } else { ld };
+        self.ld = if ld.is_multiple_of(256) { ld + 16 } else { ld };
         self.data.resize(cols * self.ld, 0.0);
         const TILE: usize = 16;
         for r0 in (0..rows).step_by(TILE) {
@@ -668,8 +670,9 @@ impl Transposed {
                     let row = unsafe {
                         std::slice::from_raw_parts(src.ptr.offset(r as isize * src.rs), cols)
                     };
-                    for c in c0..(c0 + TILE).min(cols) {
-                        self.data[c * self.ld + r] = row[c];
+                    let end = (c0 + TILE).min(cols);
+                    for (c, &value) in (c0..end).zip(&row[c0..end]) {
+                        self.data[c * self.ld + r] = value;
                     }
                 }
             }
