@@ -1,6 +1,8 @@
 //! KV caches for incremental decoding. Each grows along time in blocks (no copy of the whole
 //! cache per step), can be reordered for beam search, and reports its exact size.
 
+use std::sync::Arc;
+
 use burn::prelude::*;
 
 /// Slots added at a time when a cache runs out of room.
@@ -154,6 +156,8 @@ pub struct KvCache<B: Backend> {
     pub keys: GrowingBuffer<B, 4>,
     pub values: GrowingBuffer<B, 4>,
     pub slot_bias: Option<GrowingBuffer<B, 4>>,
+    /// The layer's weights packed for the fused CPU step, made on its first step.
+    pub(crate) step_weights: Option<Arc<crate::decode_step::KvWeights>>,
 }
 
 /// Cache of MLA/MTLA: one slot per chunk of `down_rate` tokens holding `[ĉ ‖ k_R]`
@@ -176,6 +180,8 @@ pub struct LatentCache<B: Backend> {
     pub slot_bias: Option<GrowingBuffer<B, 4>>,
     /// The layer's absorbed up-projections, made contiguous once for this decoding session.
     pub absorbed: Option<crate::mtla::Absorbed<B>>,
+    /// The layer's weights packed for the fused CPU step, made on its first step.
+    pub(crate) step_weights: Option<Arc<crate::decode_step::LatentWeights>>,
 }
 
 impl<B: Backend> LatentCache<B> {

@@ -16,6 +16,7 @@
 //! Other backends, other float types, and `set_fused_decode(false)` take the op-by-op step.
 
 use std::any::TypeId;
+use std::sync::Arc;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
@@ -28,7 +29,7 @@ use crate::cpu::{back, cast};
 use crate::fused::{view, Decode, SlotBias};
 use crate::mha::MultiHeadAttention;
 use crate::mtla::{next_chunk_index, Mtla};
-use crate::skinny::products;
+use crate::skinny::{products, Packed};
 use crate::{hypernet, layer_norm, rope};
 
 /// The fused step (see the module doc); `None`, with nothing changed, when it does not apply.
@@ -86,14 +87,14 @@ fn fused_step<B: Backend>(
         layer.qk_nope_head_dim,
         layer.qk_rope_head_dim,
     );
-    let (r, d_v) = (layer.kv_lora_rank, layer.v_head_dim);
-    let absorbed = cache
-        .absorbed
-        .get_or_insert_with(|| layer.absorbed().materialized())
+    let r = layer.kv_lora_rank;
+    let weights = cache
+        .step_weights
+        .get_or_insert_with(|| Arc::new(LatentWeights::new(layer)))
         .clone();
-    let (projection, input) = layer.query_input(x.clone());
-    let q = dense(projection, host(input).storage(), parallel);
-    let kv = dense(&layer.wkv_a, host(x.clone()).storage(), parallel);
+    let (_, input) = layer.query_input(x.clone());
+    let q = weights.query.forward(host(input).storage(), parallel);
+    let kv = weights.wkv_a.forward(host(x.clone()).storage(), parallel);
     let positions = host(positions.clone());
     let positions = positions.storage::<f32>();
 
@@ -123,7 +124,7 @@ fn fused_step<B: Backend>(
         rotations[b].apply(&row[r..], &mut slot[r..]);
     }
     let starts_chunk = cache.next_starts_chunk();
-    if let Some(hypernet) = &layer.hypernet {
+    if let Some((fc_c, fc_p)) = &weights.hypernet {
         let chunk = host(next_chunk_index(cache, starts_chunk));
         // `fc_c(PE(chunk))` once per distinct chunk index (rows share it unless padded).
         let mut indices: Vec<f32> = chunk.storage::<f32>()[..batch].to_vec();
@@ -135,8 +136,8 @@ fn fused_step<B: Backend>(
             .chunks_exact(r + d_r)
             .flat_map(|s| s[..r].iter().copied())
             .collect();
-        let position = dense(&hypernet.fc_c, &embedded, parallel);
-        let latent = dense(&hypernet.fc_p, &latents, parallel);
+        let position = fc_c.forward(&embedded, parallel);
+        let latent = fc_p.forward(&latents, parallel);
         let low_rank = latent.len() / batch;
         for (b, slot) in slot.chunks_exact_mut(r + d_r).enumerate() {
             let distinct = indices.partition_point(|i| i.total_cmp(&of_row[b]).is_lt());
@@ -174,8 +175,7 @@ fn fused_step<B: Backend>(
 
     // Latent queries `[q_nope W_UK ‖ q_R]` `[batch, heads, r + d_R]` over the slots, which are
     // also the values (Eq. 12).
-    let w_uk = host(absorbed.w_uk);
-    let q_latent = products(&q_nope, w_uk.storage(), None, heads, nope, r, parallel);
+    let q_latent = products(&q_nope, &weights.w_uk, None, parallel);
     let mut queries = vec![0.0f32; batch * heads * (r + d_r)];
     for (i, query) in queries.chunks_exact_mut(r + d_r).enumerate() {
         let (b, h) = (i / heads, i % heads);
@@ -211,33 +211,87 @@ fn fused_step<B: Backend>(
         let (b, h) = (i / heads, i % heads);
         head_major[(h * batch + b) * r..][..r].copy_from_slice(o);
     }
-    let w_uv = host(absorbed.w_uv);
-    let values = products(&head_major, w_uv.storage(), None, heads, r, d_v, parallel);
+    let values = products(&head_major, &weights.w_uv, None, parallel);
+    let d_v = values.len() / (heads * batch);
     let mut merged = vec![0.0f32; batch * heads * d_v];
     for (i, out) in merged.chunks_exact_mut(d_v).enumerate() {
         let (b, h) = (i / heads, i % heads);
         out.copy_from_slice(&values[(h * batch + b) * d_v..][..d_v]);
     }
-    let out = dense(&layer.wo, &merged, parallel);
+    let out = weights.wo.forward(&merged, parallel);
     let d_model = out.len() / batch;
     tensor::<B, 3>(out, [batch, 1, d_model])
 }
 
-/// `x W (+ b)` of a linear layer for the rows `x` `[m, d_in]` (burn stores `W` as `[in, out]`),
-/// on the pool if `parallel`.
-fn dense<B: Backend>(layer: &Linear<B>, x: &[f32], parallel: bool) -> Vec<f32> {
-    let weight = host(layer.weight.val());
-    let [d_in, d_out] = [weight.layout().shape()[0], weight.layout().shape()[1]];
-    let bias = layer.bias.as_ref().map(|b| host(b.val()));
-    products(
-        x,
-        weight.storage(),
-        bias.as_ref().map(|b| b.storage()),
-        1,
-        d_in,
-        d_out,
-        parallel,
-    )
+/// A linear layer's weight [`Packed`] for the step's products, and its bias.
+#[derive(Debug)]
+pub(crate) struct PackedLinear {
+    weight: Packed,
+    bias: Option<Vec<f32>>,
+}
+
+impl PackedLinear {
+    fn new<B: Backend>(layer: &Linear<B>) -> Self {
+        let weight = host(layer.weight.val());
+        let [d_in, d_out] = [weight.layout().shape()[0], weight.layout().shape()[1]];
+        Self {
+            weight: Packed::new(weight.storage(), 1, d_in, d_out),
+            bias: layer
+                .bias
+                .as_ref()
+                .map(|b| host(b.val()).storage::<f32>().to_vec()),
+        }
+    }
+
+    /// `x W (+ b)` for the rows `x` `[m, d_in]` (burn stores `W` as `[in, out]`), on the pool
+    /// if `parallel`.
+    fn forward(&self, x: &[f32], parallel: bool) -> Vec<f32> {
+        products(x, &self.weight, self.bias.as_deref(), parallel)
+    }
+}
+
+/// The weights of [`latent_step`], packed once per decoding session and kept in its cache:
+/// the query projection (`W_Q`, or `W_UQ` after the query LoRA), `W_DKV`, the hyper-network's
+/// `fc_c` and `fc_p`, the absorbed `W_UK` and `W_UV` (per head) and `W_O`.
+#[derive(Debug)]
+pub(crate) struct LatentWeights {
+    query: PackedLinear,
+    wkv_a: PackedLinear,
+    hypernet: Option<(PackedLinear, PackedLinear)>,
+    w_uk: Packed,
+    w_uv: Packed,
+    wo: PackedLinear,
+}
+
+impl LatentWeights {
+    fn new<B: Backend>(layer: &Mtla<B>) -> Self {
+        let absorbed = layer.absorbed().materialized();
+        let per_head = |w: Tensor<B, 4>| {
+            let [_, heads, k, n] = w.dims();
+            Packed::new(host(w).storage(), heads, k, n)
+        };
+        Self {
+            query: PackedLinear::new(layer.query_projection()),
+            wkv_a: PackedLinear::new(&layer.wkv_a),
+            hypernet: layer
+                .hypernet
+                .as_ref()
+                .map(|h| (PackedLinear::new(&h.fc_c), PackedLinear::new(&h.fc_p))),
+            w_uk: per_head(absorbed.w_uk),
+            w_uv: per_head(absorbed.w_uv),
+            wo: PackedLinear::new(&layer.wo),
+        }
+    }
+}
+
+/// The weights of [`kv_step`] (`W_Q`, `W_K`, `W_V`, `W_O`), packed once per decoding session
+/// and kept in its cache.
+#[derive(Debug)]
+pub(crate) struct KvWeights {
+    q: PackedLinear,
+    k: PackedLinear,
+    v: PackedLinear,
+    o: PackedLinear,
 }
 
 /// The fused MHA/GQA/MQA step (see the module doc), so that the kinds are compared on equal
@@ -268,10 +322,21 @@ fn fused_kv_step<B: Backend>(
 ) -> Tensor<B, 3> {
     let [batch, _, _] = x.dims();
     let (heads, kv_heads, d) = (layer.num_heads, layer.num_kv_heads, layer.head_dim);
+    let weights = cache
+        .step_weights
+        .get_or_insert_with(|| {
+            Arc::new(KvWeights {
+                q: PackedLinear::new(&layer.q_proj),
+                k: PackedLinear::new(&layer.k_proj),
+                v: PackedLinear::new(&layer.v_proj),
+                o: PackedLinear::new(&layer.out_proj),
+            })
+        })
+        .clone();
     let input = host(x.clone());
-    let mut q = dense(&layer.q_proj, input.storage(), parallel);
-    let mut k = dense(&layer.k_proj, input.storage(), parallel);
-    let v = dense(&layer.v_proj, input.storage(), parallel);
+    let mut q = weights.q.forward(input.storage(), parallel);
+    let mut k = weights.k.forward(input.storage(), parallel);
+    let v = weights.v.forward(input.storage(), parallel);
     let positions = host(positions.clone());
     for (b, &position) in positions.storage::<f32>()[..batch].iter().enumerate() {
         let rotation = Rotation::new(position, d, layer.rope_theta as f32);
@@ -310,7 +375,7 @@ fn fused_kv_step<B: Backend>(
             per_row: b.layout().shape()[0] != 1,
         }),
     );
-    let out = dense(&layer.out_proj, &heads_out, parallel);
+    let out = weights.o.forward(&heads_out, parallel);
     let d_model = out.len() / batch;
     tensor::<B, 3>(out, [batch, 1, d_model])
 }

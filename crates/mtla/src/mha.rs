@@ -231,6 +231,7 @@ fn cache_from<B: Backend>(kv: KeysValues<B>, padding: Option<&KeyPadding>) -> Ca
         keys: GrowingBuffer::new(kv.keys, 2),
         values: GrowingBuffer::new(kv.values, 2),
         slot_bias,
+        step_weights: None,
     })
 }
 

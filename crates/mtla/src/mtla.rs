@@ -165,14 +165,23 @@ impl<B: Backend> Mtla<B> {
         (q_nope.swap_dims(1, 2), rope.apply(q_rope).swap_dims(1, 2))
     }
 
+    /// The last linear of the query path: `W_Q`, or `W_UQ` with a low-rank query.
+    pub(crate) fn query_projection(&self) -> &Linear<B> {
+        match (&self.wq, &self.wq_b) {
+            (Some(wq), _) => wq,
+            (None, Some(b)) => b,
+            _ => unreachable!("a query projection is always present"),
+        }
+    }
+
     /// The last linear of the query path and its input: `(W_Q, x)`, or with a low-rank query
     /// `(W_UQ, LN(x W_DQ))`; the queries are `input W (+ b)`, all heads side by side.
     pub(crate) fn query_input(&self, x: Tensor<B, 3>) -> (&Linear<B>, Tensor<B, 3>) {
-        match (&self.wq, &self.wq_a, &self.q_norm, &self.wq_b) {
-            (Some(wq), ..) => (wq, x),
-            (None, Some(a), Some(norm), Some(b)) => (b, layer_norm(norm, linear(a, x))),
-            _ => unreachable!("a query projection is always present"),
-        }
+        let input = match (&self.wq, &self.wq_a, &self.q_norm) {
+            (None, Some(a), Some(norm)) => layer_norm(norm, linear(a, x)),
+            _ => x,
+        };
+        (self.query_projection(), input)
     }
 
     /// Queries in the latent space: `[q_nope W_UK ‖ rope(q_R)]`, `[batch, heads, S, r + d_R]`.
@@ -429,6 +438,7 @@ impl<B: Backend> Mtla<B> {
             last_empty,
             slot_bias,
             absorbed: Some(self.absorbed().materialized()),
+            step_weights: None,
         })
     }
 

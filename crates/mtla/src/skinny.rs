@@ -6,7 +6,8 @@
 //! burn-flex hands such products to a general GEMM on one core (they fall under its threading
 //! threshold) that first packs the weight into its tile order, i.e. reads and writes it once more.
 //! Here each weight column block is read once, in place, while all rows accumulate in
-//! registers (eight rows by 32 columns), and blocks are spread over the cores.
+//! registers (eight rows by 32 columns), and blocks are spread over the cores. The weights
+//! are [`Packed`] once per decoding session, so each block is read in memory order.
 
 use rayon::prelude::*;
 
@@ -16,31 +17,62 @@ const COLUMNS: usize = 32;
 /// Below this many multiply-adds a product runs on the calling thread (waking the pool costs more).
 const PARALLEL_MIN: usize = 1 << 18;
 
-/// `y[g] = x[g] W[g] (+ b)` for `groups` independent products (e.g. one per head): `x` `[groups, m, k]`,
-/// `w` `[groups, k, n]` (row-major, as burn stores a linear's weight `[in, out]`), `bias` `[n]`
-/// shared by the groups; returns `y` `[groups, m, n]`. On the pool only if `parallel` (and the
-/// product is large enough), else on the calling thread.
-pub(crate) fn products(
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
+/// A weight `[groups, k, n]` laid out for [`products`]: per group, its column blocks of
+/// [`COLUMNS`] (the last one possibly narrower) one after another, each `[k, width]` row-major.
+/// A block's product then streams its weights in memory order; from the row-major weight it
+/// read 128 bytes per row, `n` floats apart (the packed layout takes ~13 % off an MTLA decode
+/// step at the paper's dims).
+pub(crate) struct Packed {
+    data: Vec<f32>,
     groups: usize,
     k: usize,
     n: usize,
-    parallel: bool,
-) -> Vec<f32> {
+}
+
+impl Packed {
+    /// Packs `w` `[groups, k, n]` (row-major, as burn stores a linear's weight `[in, out]`).
+    pub(crate) fn new(w: &[f32], groups: usize, k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), groups * k * n, "w must be [groups, k, n]");
+        let mut data = Vec::with_capacity(w.len());
+        for g in 0..groups {
+            for j0 in (0..n).step_by(COLUMNS) {
+                let width = COLUMNS.min(n - j0);
+                for kk in 0..k {
+                    data.extend_from_slice(&w[(g * k + kk) * n + j0..][..width]);
+                }
+            }
+        }
+        Self { data, groups, k, n }
+    }
+
+    /// The block of columns `j0..` of group `g`, `[k, width]` (the blocks before it are full).
+    fn block(&self, g: usize, j0: usize) -> &[f32] {
+        &self.data[(g * self.n + j0) * self.k..][..self.k * COLUMNS.min(self.n - j0)]
+    }
+}
+
+impl std::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Packed[{}, {}, {}]", self.groups, self.k, self.n)
+    }
+}
+
+/// `y[g] = x[g] W[g] (+ b)` for `groups` independent products (e.g. one per head): `x`
+/// `[groups, m, k]`, `w` `[groups, k, n]`, `bias` `[n]` shared by the groups; returns `y`
+/// `[groups, m, n]`. On the pool only if `parallel` (and the product is large enough), else on
+/// the calling thread.
+pub(crate) fn products(x: &[f32], w: &Packed, bias: Option<&[f32]>, parallel: bool) -> Vec<f32> {
+    let (groups, k, n) = (w.groups, w.k, w.n);
     let m = x.len() / (groups * k);
     assert_eq!(x.len(), groups * m * k, "x must be [groups, m, k]");
-    assert_eq!(w.len(), groups * k * n, "w must be [groups, k, n]");
     let blocks = n.div_ceil(COLUMNS);
     let block = |job: usize| {
         let (g, j0) = (job / blocks, job % blocks * COLUMNS);
         let task = Block {
             x: &x[g * m * k..][..m * k],
-            w: &w[g * k * n..][..k * n],
+            w: w.block(g, j0),
             bias,
             k,
-            n,
             j0,
             width: COLUMNS.min(n - j0),
         };
@@ -63,14 +95,14 @@ pub(crate) fn products(
     y
 }
 
-/// One column block `[j0, j0 + width)` of `x W (+ b)` for all rows.
+/// One column block `[j0, j0 + width)` of `x W (+ b)` for all rows; `w` is the block's
+/// weights, `[k, width]` row-major.
 #[derive(Clone, Copy)]
 struct Block<'a> {
     x: &'a [f32],
     w: &'a [f32],
     bias: Option<&'a [f32]>,
     k: usize,
-    n: usize,
     j0: usize,
     width: usize,
 }
@@ -111,7 +143,7 @@ impl Block<'_> {
             }
             for kk in 0..self.k {
                 let xv = self.x[i * self.k + kk];
-                let w = &self.w[kk * self.n + self.j0..][..self.width];
+                let w = &self.w[kk * self.width..][..self.width];
                 row.iter_mut().zip(w).for_each(|(a, &wv)| *a += xv * wv);
             }
         }
@@ -126,9 +158,7 @@ impl Block<'_> {
         most: usize,
         tile: impl Fn(usize, usize, &mut [f32]),
     ) {
-        assert!(
-            self.x.len() >= m * self.k && self.w.len() >= (self.k - 1) * self.n + self.j0 + COLUMNS
-        );
+        assert!(self.x.len() >= m * self.k && self.w.len() >= self.k * COLUMNS);
         assert!(self.bias.is_none_or(|b| b.len() >= self.j0 + COLUMNS) && out.len() >= m * COLUMNS);
         let mut r0 = 0;
         while r0 < m {
@@ -178,10 +208,10 @@ mod x86 {
             }
         }
         let x = b.x.as_ptr().add(r0 * b.k);
-        let w = b.w.as_ptr().add(b.j0);
+        let w = b.w.as_ptr();
         for kk in 0..b.k {
-            let w0 = _mm512_loadu_ps(w.add(kk * b.n));
-            let w1 = _mm512_loadu_ps(w.add(kk * b.n + 16));
+            let w0 = _mm512_loadu_ps(w.add(kk * COLUMNS));
+            let w1 = _mm512_loadu_ps(w.add(kk * COLUMNS + 16));
             for r in 0..R {
                 let xv = _mm512_set1_ps(*x.add(r * b.k + kk));
                 acc[2 * r] = _mm512_fmadd_ps(xv, w0, acc[2 * r]);
@@ -218,9 +248,9 @@ mod x86 {
             }
         }
         let x = b.x.as_ptr().add(r0 * b.k);
-        let w = b.w.as_ptr().add(b.j0);
+        let w = b.w.as_ptr();
         for kk in 0..b.k {
-            let wr = w.add(kk * b.n);
+            let wr = w.add(kk * COLUMNS);
             let wv = [
                 _mm256_loadu_ps(wr),
                 _mm256_loadu_ps(wr.add(8)),
@@ -261,7 +291,7 @@ mod tests {
             let w: Vec<f32> = (0..groups * k * n).map(|i| value(i + 17)).collect();
             let b: Vec<f32> = (0..n).map(|i| value(i + 5)).collect();
             for bias in [None, Some(b.as_slice())] {
-                let y = products(&x, &w, bias, groups, k, n, m > 8);
+                let y = products(&x, &Packed::new(&w, groups, k, n), bias, m > 8);
                 for g in 0..groups {
                     for i in 0..m {
                         for j in 0..n {
@@ -281,10 +311,10 @@ mod tests {
         }
     }
 
-    /// The AVX2 kernel (which a machine with AVX-512 never picks) against the plain loop.
+    /// The AVX2 kernel (which a machine with AVX-512 never picks) against the triple loop.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn avx2_kernel_matches_the_plain_loop() {
+    fn avx2_kernel_matches_the_triple_loop() {
         if !std::arch::is_x86_feature_detected!("avx2")
             || !std::arch::is_x86_feature_detected!("fma")
         {
@@ -295,12 +325,12 @@ mod tests {
         let x: Vec<f32> = (0..m * k).map(value).collect();
         let w: Vec<f32> = (0..k * n).map(|i| value(i + 3)).collect();
         let bias: Vec<f32> = (0..n).map(value).collect();
+        let packed = Packed::new(&w, 1, k, n);
         let block = Block {
             x: &x,
-            w: &w,
+            w: packed.block(0, 32),
             bias: Some(&bias),
             k,
-            n,
             j0: 32,
             width: COLUMNS,
         };
@@ -311,15 +341,17 @@ mod tests {
                 x86::tile_avx2(&block, r0, r, out)
             })
         };
-        let plain = Block {
-            width: COLUMNS - 1,
-            ..block
-        }
-        .run(m);
         for i in 0..m {
-            for j in 0..COLUMNS - 1 {
-                let (a, b) = (fast[i * COLUMNS + j], plain[i * (COLUMNS - 1) + j]);
-                assert!((a - b).abs() <= 1e-4, "row {i} column {j}: {a} vs {b}");
+            for j in 0..COLUMNS {
+                let want = bias[32 + j]
+                    + (0..k)
+                        .map(|kk| x[i * k + kk] * w[kk * n + 32 + j])
+                        .sum::<f32>();
+                let got = fast[i * COLUMNS + j];
+                assert!(
+                    (got - want).abs() <= 1e-4,
+                    "row {i} column {j}: {got} vs {want}"
+                );
             }
         }
     }
