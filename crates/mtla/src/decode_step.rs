@@ -28,7 +28,7 @@ use crate::cache::{KvCache, LatentCache};
 use crate::cpu::{back, cast};
 use crate::fused::{view, Decode, SlotBias};
 use crate::mha::MultiHeadAttention;
-use crate::mtla::{next_chunk_index, Mtla};
+use crate::mtla::{next_chunk_index, Absorbed, Mtla};
 use crate::skinny::{products, Packed};
 use crate::{hypernet, layer_norm, rope};
 
@@ -88,9 +88,12 @@ fn fused_step<B: Backend>(
         layer.qk_rope_head_dim,
     );
     let r = layer.kv_lora_rank;
+    let absorbed = cache
+        .absorbed
+        .get_or_insert_with(|| layer.absorbed().materialized());
     let weights = cache
         .step_weights
-        .get_or_insert_with(|| Arc::new(LatentWeights::new(layer)))
+        .get_or_insert_with(|| Arc::new(LatentWeights::new(layer, absorbed)))
         .clone();
     let (_, input) = layer.query_input(x.clone());
     let q = weights.query.forward(host(input).storage(), parallel);
@@ -212,7 +215,7 @@ fn fused_step<B: Backend>(
         head_major[(h * batch + b) * r..][..r].copy_from_slice(o);
     }
     let values = products(&head_major, &weights.w_uv, None, parallel);
-    let d_v = values.len() / (heads * batch);
+    let d_v = layer.v_head_dim;
     let mut merged = vec![0.0f32; batch * heads * d_v];
     for (i, out) in merged.chunks_exact_mut(d_v).enumerate() {
         let (b, h) = (i / heads, i % heads);
@@ -264,11 +267,11 @@ pub(crate) struct LatentWeights {
 }
 
 impl LatentWeights {
-    fn new<B: Backend>(layer: &Mtla<B>) -> Self {
-        let absorbed = layer.absorbed().materialized();
-        let per_head = |w: Tensor<B, 4>| {
+    /// From the layer and its absorbed up-projections, as made contiguous for the cache.
+    fn new<B: Backend>(layer: &Mtla<B>, absorbed: &Absorbed<B>) -> Self {
+        let per_head = |w: &Tensor<B, 4>| {
             let [_, heads, k, n] = w.dims();
-            Packed::new(host(w).storage(), heads, k, n)
+            Packed::new(host(w.clone()).storage(), heads, k, n)
         };
         Self {
             query: PackedLinear::new(layer.query_projection()),
@@ -277,8 +280,8 @@ impl LatentWeights {
                 .hypernet
                 .as_ref()
                 .map(|h| (PackedLinear::new(&h.fc_c), PackedLinear::new(&h.fc_p))),
-            w_uk: per_head(absorbed.w_uk),
-            w_uv: per_head(absorbed.w_uv),
+            w_uk: per_head(&absorbed.w_uk),
+            w_uv: per_head(&absorbed.w_uv),
             wo: PackedLinear::new(&layer.wo),
         }
     }
@@ -292,6 +295,17 @@ pub(crate) struct KvWeights {
     k: PackedLinear,
     v: PackedLinear,
     o: PackedLinear,
+}
+
+impl KvWeights {
+    fn new<B: Backend>(layer: &MultiHeadAttention<B>) -> Self {
+        Self {
+            q: PackedLinear::new(&layer.q_proj),
+            k: PackedLinear::new(&layer.k_proj),
+            v: PackedLinear::new(&layer.v_proj),
+            o: PackedLinear::new(&layer.out_proj),
+        }
+    }
 }
 
 /// The fused MHA/GQA/MQA step (see the module doc), so that the kinds are compared on equal
@@ -324,14 +338,7 @@ fn fused_kv_step<B: Backend>(
     let (heads, kv_heads, d) = (layer.num_heads, layer.num_kv_heads, layer.head_dim);
     let weights = cache
         .step_weights
-        .get_or_insert_with(|| {
-            Arc::new(KvWeights {
-                q: PackedLinear::new(&layer.q_proj),
-                k: PackedLinear::new(&layer.k_proj),
-                v: PackedLinear::new(&layer.v_proj),
-                o: PackedLinear::new(&layer.out_proj),
-            })
-        })
+        .get_or_insert_with(|| Arc::new(KvWeights::new(layer)))
         .clone();
     let input = host(x.clone());
     let mut q = weights.q.forward(input.storage(), parallel);
