@@ -362,6 +362,11 @@ fn pair_dots<const G: usize, const SIMD: u8>(
     k1: &[f32],
 ) -> ([f32; G], [f32; G]) {
     #[cfg(target_arch = "x86_64")]
+    if SIMD == AVX512 && G % 8 == 0 && d_k >= 16 {
+        // SAFETY: `SIMD` is only `AVX512` on the path entered after detecting AVX-512F.
+        return unsafe { avx512::dots_pair_eights::<G>(q, d_k, k0, k1) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if SIMD == AVX512 && G % 4 == 0 && d_k >= 16 {
         // SAFETY: `SIMD` is only `AVX512` on the path entered after detecting AVX-512F.
         return unsafe { avx512::dots_pair::<G>(q, d_k, k0, k1) };
@@ -646,6 +651,84 @@ mod avx512 {
                 );
                 let q_row = &q[(h0 + h) * d_k..][..d_k];
                 (r0[h0 + h], r1[h0 + h]) = super::pair_tail(q_row, k0, k1, chunks * 16, sums);
+            }
+        }
+        (r0, r1)
+    }
+
+    /// The 16 lane sums of `a` as one vector, `out[p] = Σ a[p]`, by a tree of lane shuffles
+    /// (15 adds, 30 shuffles) instead of 16 separate horizontal sums.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sums16(a: [__m512; 16]) -> __m512 {
+        // The tree leaves position 4 L + m holding input 4 m + L, so inputs go in transposed.
+        let a: [__m512; 16] = std::array::from_fn(|i| a[4 * (i % 4) + i / 4]);
+        // 256-bit halves: 16 -> 8 vectors of two inputs' 8 partial lanes.
+        let s: [__m512; 8] = std::array::from_fn(|i| {
+            let (x, y) = (a[2 * i], a[2 * i + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x44>(x, y),
+                _mm512_shuffle_f32x4::<0xEE>(x, y),
+            )
+        });
+        // 128-bit lanes: 8 -> 4 vectors of four inputs' 4 partial lanes.
+        let r: [__m512; 4] = std::array::from_fn(|i| {
+            let (x, y) = (s[2 * i], s[2 * i + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x88>(x, y),
+                _mm512_shuffle_f32x4::<0xDD>(x, y),
+            )
+        });
+        // Within 128-bit lanes: 4 -> 2 -> 1.
+        let p0 = _mm512_add_ps(
+            _mm512_shuffle_ps::<0x44>(r[0], r[1]),
+            _mm512_shuffle_ps::<0xEE>(r[0], r[1]),
+        );
+        let p1 = _mm512_add_ps(
+            _mm512_shuffle_ps::<0x44>(r[2], r[3]),
+            _mm512_shuffle_ps::<0xEE>(r[2], r[3]),
+        );
+        _mm512_add_ps(
+            _mm512_shuffle_ps::<0x88>(p0, p1),
+            _mm512_shuffle_ps::<0xDD>(p0, p1),
+        )
+    }
+
+    /// As [`super::dots_pair`], for `G` a multiple of 8 and `d_k >= 16`: eight queries by both
+    /// keys per pass (16 accumulators), so each key chunk, loaded once, feeds 16 multiply-adds,
+    /// and the 16 dots are summed by one shuffle tree ([`sums16`]).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dots_pair_eights<const G: usize>(
+        q: &[f32],
+        d_k: usize,
+        k0: &[f32],
+        k1: &[f32],
+    ) -> ([f32; G], [f32; G]) {
+        assert!(G % 8 == 0 && q.len() >= G * d_k && k0.len() >= d_k && k1.len() >= d_k);
+        let chunks = d_k / 16;
+        let (mut r0, mut r1) = ([0.0f32; G], [0.0f32; G]);
+        for h0 in (0..G).step_by(8) {
+            // acc[h] with key 0, acc[8 + h] with key 1.
+            let mut acc = [_mm512_setzero_ps(); 16];
+            // SAFETY (loads): rows h0..h0+8 of `q` and the first `chunks * 16 <= d_k` lanes of
+            // both keys are in bounds by the assertion above.
+            let qp = q.as_ptr().add(h0 * d_k);
+            for c in 0..chunks {
+                let a = _mm512_loadu_ps(k0.as_ptr().add(c * 16));
+                let b = _mm512_loadu_ps(k1.as_ptr().add(c * 16));
+                for h in 0..8 {
+                    let qc = _mm512_loadu_ps(qp.add(h * d_k + c * 16));
+                    acc[h] = _mm512_fmadd_ps(qc, a, acc[h]);
+                    acc[8 + h] = _mm512_fmadd_ps(qc, b, acc[8 + h]);
+                }
+            }
+            let mut sums = [0.0f32; 16];
+            _mm512_storeu_ps(sums.as_mut_ptr(), sums16(acc));
+            for h in 0..8 {
+                let q_row = &q[(h0 + h) * d_k..][..d_k];
+                let pair = (sums[h], sums[8 + h]);
+                (r0[h0 + h], r1[h0 + h]) = super::pair_tail(q_row, k0, k1, chunks * 16, pair);
             }
         }
         (r0, r1)
