@@ -9,7 +9,8 @@
 //! [`skinny`](crate::skinny) on all cores, the weights read once in place; between them one pass
 //! over a few kilobytes: RoPE on `q_R` and `k_R`, the latent's LayerNorm, the hyper-network's
 //! merge weight `w = sigmoid(fc_c(PE(chunk)) · fc_p(c))` (Eq. 13), the cache update `ĉ += w c`
-//! in place (Sec. 4.3), and the attention over the cache by the [`fused`](crate::fused) kernel.
+//! in place (Sec. 4.3; on the pool beside the `q_nope W_UK` product, which does not depend on
+//! it), and the attention over the cache by the [`fused`](crate::fused) kernel.
 //! With enough rows the whole step runs on one pool thread (`rayon::scope`), so its parallel
 //! parts split by work stealing rather than each waking the pool from outside; with fewer than
 //! [`PARALLEL_PAIRS`] (row, K/V head) pairs it stays on the calling thread.
@@ -118,67 +119,20 @@ fn fused_step<B: Backend>(
         }
     }
 
-    // The new slot contents: `w c` (or `c` for MLA) and the rotated `k_R`, per row.
-    let norm = Norm::new(&layer.kv_norm);
-    let mut slot = vec![0.0f32; batch * (r + d_r)];
-    for (b, slot) in slot.chunks_exact_mut(r + d_r).enumerate() {
-        let row = &kv[b * (r + d_r)..][..r + d_r];
-        norm.apply(&row[..r], &mut slot[..r]);
-        rotations[b].apply(&row[r..], &mut slot[r..]);
-    }
-    let starts_chunk = cache.next_starts_chunk();
-    if let Some((fc_c, fc_p)) = &weights.hypernet {
-        let chunk = host(next_chunk_index(cache, starts_chunk));
-        // `fc_c(PE(chunk))` once per distinct chunk index (rows share it unless padded).
-        let mut indices: Vec<f32> = chunk.storage::<f32>()[..batch].to_vec();
-        let of_row = indices.clone();
-        indices.sort_by(f32::total_cmp);
-        indices.dedup();
-        let embedded: Vec<f32> = indices.iter().flat_map(|&i| sinusoidal(i, r)).collect();
-        let latents: Vec<f32> = slot
-            .chunks_exact(r + d_r)
-            .flat_map(|s| s[..r].iter().copied())
-            .collect();
-        let position = fc_c.forward(&embedded, parallel);
-        let latent = fc_p.forward(&latents, parallel);
-        let low_rank = latent.len() / batch;
-        for (b, slot) in slot.chunks_exact_mut(r + d_r).enumerate() {
-            let distinct = indices.partition_point(|i| i.total_cmp(&of_row[b]).is_lt());
-            let (p, l) = (
-                &position[distinct * low_rank..][..low_rank],
-                &latent[b * low_rank..][..low_rank],
-            );
-            let logit: f32 = p.iter().zip(l).map(|(p, l)| p * l).sum();
-            let w = 1.0 / (1.0 + (-logit).exp());
-            slot[..r].iter_mut().for_each(|v| *v *= w);
-        }
-    }
+    // The cache update and `q_nope W_UK` are independent: on the pool they run side by side,
+    // so the update's serial work neither idles the second thread nor lets it fall asleep
+    // before the product (waking it cost ~35 us a step at the paper's dims).
     let device = x.device();
-    if !starts_chunk {
-        let last = host(cache.slots.last());
-        for (b, slot) in slot.chunks_exact_mut(r + d_r).enumerate() {
-            let last = &last.storage::<f32>()[b * (r + d_r)..][..r];
-            slot[..r].iter_mut().zip(last).for_each(|(v, l)| *v += l);
-        }
-    }
-    let slot = tensor::<B, 4>(slot, [batch, 1, 1, r + d_r]);
-    let bias_slot = || Tensor::zeros([batch, 1, 1, 1], &device);
-    if starts_chunk {
-        cache.slots.push(slot);
-        if let Some(bias) = cache.slot_bias.as_mut() {
-            bias.push(bias_slot());
-        }
+    let mut update = || write_slot(layer, &weights, &kv, &rotations, &device, cache, parallel);
+    let q_latent = if parallel {
+        rayon::join(|| products(&q_nope, &weights.w_uk, None, true), update).0
     } else {
-        cache.slots.set_last(slot);
-        if let Some(bias) = cache.slot_bias.as_mut() {
-            bias.set_last(bias_slot());
-        }
-    }
-    cache.tokens += 1;
+        update();
+        products(&q_nope, &weights.w_uk, None, false)
+    };
 
     // Latent queries `[q_nope W_UK ‖ q_R]` `[batch, heads, r + d_R]` over the slots, which are
     // also the values (Eq. 12).
-    let q_latent = products(&q_nope, &weights.w_uk, None, parallel);
     let mut queries = vec![0.0f32; batch * heads * (r + d_r)];
     for (i, query) in queries.chunks_exact_mut(r + d_r).enumerate() {
         let (b, h) = (i / heads, i % heads);
@@ -224,6 +178,78 @@ fn fused_step<B: Backend>(
     let out = weights.wo.forward(&merged, parallel);
     let d_model = out.len() / batch;
     tensor::<B, 3>(out, [batch, 1, d_model])
+}
+
+/// Writes this token into the latent cache (Sec. 4.3): the new slot contents `w c` (or `c` for
+/// MLA) after the latent's LayerNorm, with the hyper-network's merge weight
+/// `w = sigmoid(fc_c(PE(chunk)) · fc_p(c))` (Eq. 13), and the rotated `k_R`, per row of
+/// `kv = [c_raw ‖ k_R]`; added to the last slot (`ĉ += w c`) unless this token starts a chunk.
+fn write_slot<B: Backend>(
+    layer: &Mtla<B>,
+    weights: &LatentWeights,
+    kv: &[f32],
+    rotations: &[Rotation],
+    device: &B::Device,
+    cache: &mut LatentCache<B>,
+    parallel: bool,
+) {
+    let batch = rotations.len();
+    let (r, d_r) = (layer.kv_lora_rank, layer.qk_rope_head_dim);
+    let norm = Norm::new(&layer.kv_norm);
+    let mut slot = vec![0.0f32; batch * (r + d_r)];
+    for (b, slot) in slot.chunks_exact_mut(r + d_r).enumerate() {
+        let row = &kv[b * (r + d_r)..][..r + d_r];
+        norm.apply(&row[..r], &mut slot[..r]);
+        rotations[b].apply(&row[r..], &mut slot[r..]);
+    }
+    let starts_chunk = cache.next_starts_chunk();
+    if let Some((fc_c, fc_p)) = &weights.hypernet {
+        let chunk = host(next_chunk_index(cache, starts_chunk));
+        // `fc_c(PE(chunk))` once per distinct chunk index (rows share it unless padded).
+        let mut indices: Vec<f32> = chunk.storage::<f32>()[..batch].to_vec();
+        let of_row = indices.clone();
+        indices.sort_by(f32::total_cmp);
+        indices.dedup();
+        let embedded: Vec<f32> = indices.iter().flat_map(|&i| sinusoidal(i, r)).collect();
+        let latents: Vec<f32> = slot
+            .chunks_exact(r + d_r)
+            .flat_map(|s| s[..r].iter().copied())
+            .collect();
+        let position = fc_c.forward(&embedded, parallel);
+        let latent = fc_p.forward(&latents, parallel);
+        let low_rank = latent.len() / batch;
+        for (b, slot) in slot.chunks_exact_mut(r + d_r).enumerate() {
+            let distinct = indices.partition_point(|i| i.total_cmp(&of_row[b]).is_lt());
+            let (p, l) = (
+                &position[distinct * low_rank..][..low_rank],
+                &latent[b * low_rank..][..low_rank],
+            );
+            let logit: f32 = p.iter().zip(l).map(|(p, l)| p * l).sum();
+            let w = 1.0 / (1.0 + (-logit).exp());
+            slot[..r].iter_mut().for_each(|v| *v *= w);
+        }
+    }
+    if !starts_chunk {
+        let last = host(cache.slots.last());
+        for (b, slot) in slot.chunks_exact_mut(r + d_r).enumerate() {
+            let last = &last.storage::<f32>()[b * (r + d_r)..][..r];
+            slot[..r].iter_mut().zip(last).for_each(|(v, l)| *v += l);
+        }
+    }
+    let slot = tensor::<B, 4>(slot, [batch, 1, 1, r + d_r]);
+    let bias_slot = || Tensor::zeros([batch, 1, 1, 1], device);
+    if starts_chunk {
+        cache.slots.push(slot);
+        if let Some(bias) = cache.slot_bias.as_mut() {
+            bias.push(bias_slot());
+        }
+    } else {
+        cache.slots.set_last(slot);
+        if let Some(bias) = cache.slot_bias.as_mut() {
+            bias.set_last(bias_slot());
+        }
+    }
+    cache.tokens += 1;
 }
 
 /// A linear layer's weight [`Packed`] for the step's products, and its bias.
