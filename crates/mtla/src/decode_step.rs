@@ -17,7 +17,6 @@
 //! Other backends, other float types, and `set_fused_decode(false)` take the op-by-op step.
 
 use std::any::TypeId;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use burn::backend::flex::FlexTensor;
@@ -32,7 +31,7 @@ use crate::fused::{view, Decode, SlotBias};
 use crate::mha::MultiHeadAttention;
 use crate::mtla::{next_chunk_index, Absorbed, Mtla};
 use crate::skinny::{products, Packed};
-use crate::{hypernet, layer_norm, rope};
+use crate::{hypernet, layer_norm, pool, rope};
 
 /// The fused step (see the module doc); `None`, with nothing changed, when it does not apply.
 pub(crate) fn latent_step<B: Backend>(
@@ -51,50 +50,13 @@ pub(crate) fn latent_step<B: Backend>(
 }
 
 /// Runs `step(parallel)`: for `pairs` (row, K/V head) pairs from [`PARALLEL_PAIRS`] on, the
-/// whole step on one pool thread, so that its parallel parts split by work stealing instead of
-/// each waking the pool from outside and putting the caller to sleep, and a second pool thread
-/// kept awake by [`keep_busy`] meanwhile; else on this thread.
-///
-/// Without that helper the second thread fell asleep in the step's serial parts ~4 times a step
-/// and had to be woken for the next parallel one (`perf stat`: ~13 futex calls a step); at the
-/// paper's dims, batch 8, T 1152, 2 threads, every kind's step takes 0.72-0.97x the time with
-/// it (MTLA s = 2 0.80x, MHA 0.97x).
+/// whole step on the pool with a second thread kept awake ([`pool::awake`]), so that its
+/// parallel parts split by work stealing instead of each waking a thread; else on this thread.
 fn run<T: Send>(pairs: usize, step: impl FnOnce(bool) -> T + Send) -> T {
     if pairs >= PARALLEL_PAIRS {
-        let done = &AtomicBool::new(false);
-        rayon::scope(|s| {
-            let owner = rayon::current_thread_index();
-            s.spawn(move |_| keep_busy(done, owner));
-            // Set when the step returns or unwinds, so the scope can end either way.
-            let _done = SetOnDrop(done);
-            step(true)
-        })
+        pool::awake(|| step(true))
     } else {
         step(false)
-    }
-}
-
-/// Sets its flag when dropped.
-struct SetOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for SetOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
-    }
-}
-
-/// Runs pending pool work until `done`, so that one more pool thread stays awake for the
-/// whole step (rayon puts an idle thread to sleep within tens of microseconds, and the step's
-/// serial parts are that long). Returns at once on the step's own thread (`owner`), which
-/// only picks it up when it waits for work of its own.
-fn keep_busy(done: &AtomicBool, owner: Option<usize>) {
-    if rayon::current_thread_index() == owner {
-        return;
-    }
-    while !done.load(Ordering::Acquire) {
-        if let Some(rayon::Yield::Idle) = rayon::yield_now() {
-            std::hint::spin_loop();
-        }
     }
 }
 
@@ -557,23 +519,6 @@ mod tests {
     use crate::Attention;
 
     type B = Flex;
-
-    /// A step on the pool returns its value with its parallel work done, and one that panics
-    /// ends too (the helper that keeps a thread awake stops) instead of hanging the scope.
-    #[test]
-    fn run_on_the_pool_ends_with_the_step() {
-        use rayon::prelude::*;
-        let sum = run(PARALLEL_PAIRS, |parallel| {
-            assert!(parallel);
-            (0..10_000u64).into_par_iter().sum::<u64>()
-        });
-        assert_eq!(sum, 49_995_000);
-        let panicked = std::panic::catch_unwind(|| {
-            run(PARALLEL_PAIRS, |_| -> u64 { panic!("a failing step") })
-        });
-        assert!(panicked.is_err());
-        assert_eq!(run(1, |parallel| parallel), false);
-    }
 
     /// The fused MHA/GQA/MQA step and the op-by-op step give the same outputs and caches, with
     /// and without biases and a padded prefix.

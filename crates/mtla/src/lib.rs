@@ -32,6 +32,7 @@ pub mod mask;
 pub mod merge;
 pub mod mha;
 pub mod mtla;
+pub mod pool;
 pub mod reference;
 pub mod rope;
 pub mod rows;

@@ -323,7 +323,22 @@ impl<B: Backend> Decoder<B> {
     }
 
     /// Decodes one token per row, `tokens` `[rows]`; returns log-probabilities `[rows, vocab]`.
+    /// On the CPU the whole step runs on the pool with a second thread kept awake
+    /// ([`mtla::pool::awake`]): its layers alternate small parallel ops with serial ones.
     pub fn step(
+        &self,
+        tokens: Tensor<B, 1, Int>,
+        state: &mut DecoderState<B>,
+    ) -> Result<Tensor<B, 2>> {
+        if mtla::cpu::on_cpu::<B>() {
+            mtla::pool::awake(|| self.step_layers(tokens, state))
+        } else {
+            self.step_layers(tokens, state)
+        }
+    }
+
+    /// [`Self::step`]'s work.
+    fn step_layers(
         &self,
         tokens: Tensor<B, 1, Int>,
         state: &mut DecoderState<B>,
