@@ -9,11 +9,11 @@
 //! [`skinny`](crate::skinny) on all cores, the weights read once in place; between them one pass
 //! over a few kilobytes: RoPE on `q_R` and `k_R`, the latent's LayerNorm, the hyper-network's
 //! merge weight `w = sigmoid(fc_c(PE(chunk)) · fc_p(c))` (Eq. 13), the cache update `ĉ += w c`
-//! in place (Sec. 4.3; on the pool beside the `q_nope W_UK` product, which does not depend on
-//! it), and the attention over the cache by the [`fused`](crate::fused) kernel.
-//! With enough rows the whole step runs on one pool thread (`rayon::scope`), so its parallel
-//! parts split by work stealing rather than each waking the pool from outside; with fewer than
-//! [`PARALLEL_PAIRS`] (row, K/V head) pairs it stays on the calling thread.
+//! in place (Sec. 4.3), and the attention over the cache by the [`fused`](crate::fused) kernel.
+//! With enough rows the whole step runs on the pool with a second thread kept awake
+//! ([`pool::awake`]), so its parallel parts split by work stealing rather than each waking a
+//! thread; with fewer than [`PARALLEL_PAIRS`] (row, K/V head) pairs it stays on the calling
+//! thread.
 //! Other backends, other float types, and `set_fused_decode(false)` take the op-by-op step.
 
 use std::any::TypeId;
@@ -119,17 +119,17 @@ fn fused_step<B: Backend>(
         }
     }
 
-    // The cache update and `q_nope W_UK` are independent: on the pool they run side by side,
-    // so the update's serial work neither idles the second thread nor lets it fall asleep
-    // before the product (waking it cost ~35 us a step at the paper's dims).
-    let device = x.device();
-    let mut update = || write_slot(layer, &weights, &kv, &rotations, &device, cache, parallel);
-    let q_latent = if parallel {
-        rayon::join(|| products(&q_nope, &weights.w_uk, None, true), update).0
-    } else {
-        update();
-        products(&q_nope, &weights.w_uk, None, false)
-    };
+    // This token into the cache first: its query attends to its own slot too.
+    write_slot(
+        layer,
+        &weights,
+        &kv,
+        &rotations,
+        &x.device(),
+        cache,
+        parallel,
+    );
+    let q_latent = products(&q_nope, &weights.w_uk, None, parallel);
 
     // Latent queries `[q_nope W_UK ‖ q_R]` `[batch, heads, r + d_R]` over the slots, which are
     // also the values (Eq. 12).
