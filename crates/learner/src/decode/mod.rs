@@ -14,7 +14,25 @@ use st_model::{EncoderOutput, ModelError, SpeechModel};
 /// Encodes `features` `[batch, frames, feat_dim]` (real lengths `frames`) and beam-searches
 /// every row over the decoder's incremental caches, reserved once for the longest output;
 /// jointly with the CTC head when `search.ctc_weight > 0` (an error for a model without one).
+/// On the CPU backend all of it runs on the pool with a second thread kept awake
+/// ([`mtla::pool::awake`]): the encoder's and the search's ops are many and small.
 pub fn decode_batch<B: Backend>(
+    model: &SpeechModel<B>,
+    features: Tensor<B, 3>,
+    frames: &[usize],
+    search: &BeamConfig,
+    special: SpecialTokens,
+) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
+    let run = || encode_and_search(model, features, frames, search, special);
+    if mtla::cpu::on_cpu::<B>() {
+        mtla::pool::awake(run)
+    } else {
+        run()
+    }
+}
+
+/// [`decode_batch`]'s work.
+fn encode_and_search<B: Backend>(
     model: &SpeechModel<B>,
     features: Tensor<B, 3>,
     frames: &[usize],
