@@ -6,9 +6,12 @@
 //! began by waking it (futex calls, and a halted virtual CPU to bring back): at the paper's dims,
 //! batch 8, 2 threads, ~13 futex calls a step and ~15 % of the step in the kernel. [`awake`]
 //! keeps one more pool thread busy-waiting for the step's work instead, the way OpenMP's threads
-//! spin between parallel regions.
+//! spin between parallel regions. The attention layers' fused decode step, the decoder's step
+//! (`st_model`) and the learner's batched decoding (encoder and beam search) run inside it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::prelude::Backend;
 
 /// Runs `f` on a pool thread while a second pool thread runs pending pool work (so it still
 /// steals `f`'s parallel jobs) until `f` returns or unwinds. Calls nest (an inner call's helper
@@ -23,6 +26,16 @@ pub fn awake<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         let _done = SetOnDrop(done);
         f()
     })
+}
+
+/// [`awake`] on the CPU backend; on other backends `f` runs on this thread (their ops run on the
+/// device, not on the pool).
+pub fn awake_on<B: Backend, T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if crate::cpu::on_cpu::<B>() {
+        awake(f)
+    } else {
+        f()
+    }
 }
 
 /// Sets its flag when dropped.

@@ -330,11 +330,7 @@ impl<B: Backend> Decoder<B> {
         tokens: Tensor<B, 1, Int>,
         state: &mut DecoderState<B>,
     ) -> Result<Tensor<B, 2>> {
-        if mtla::cpu::on_cpu::<B>() {
-            mtla::pool::awake(|| self.step_layers(tokens, state))
-        } else {
-            self.step_layers(tokens, state)
-        }
+        mtla::pool::awake_on::<B, _>(|| self.step_layers(tokens, state))
     }
 
     /// [`Self::step`]'s work.

@@ -23,12 +23,7 @@ pub fn decode_batch<B: Backend>(
     search: &BeamConfig,
     special: SpecialTokens,
 ) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
-    let run = || encode_and_search(model, features, frames, search, special);
-    if mtla::cpu::on_cpu::<B>() {
-        mtla::pool::awake(run)
-    } else {
-        run()
-    }
+    mtla::pool::awake_on::<B, _>(|| encode_and_search(model, features, frames, search, special))
 }
 
 /// [`decode_batch`]'s work.
