@@ -189,6 +189,32 @@ impl Mat {
             ..self
         }
     }
+
+    /// The rows of the keys `run` (of a keys × d operand).
+    fn run_rows(self, run: Run) -> Self {
+        Self {
+            ptr: self.ptr.wrapping_offset(run.first as isize * self.rs),
+            rs: self.rs * run.stride as isize,
+            ..self
+        }
+    }
+
+    /// The columns of the keys `run` (of a d × keys operand).
+    fn run_cols(self, run: Run) -> Self {
+        Self {
+            ptr: self.ptr.wrapping_offset(run.first as isize * self.cs),
+            cs: self.cs * run.stride as isize,
+            ..self
+        }
+    }
+
+    /// The columns from `col` on.
+    fn cols_from(self, col: usize) -> Self {
+        Self {
+            ptr: self.ptr.wrapping_offset(col as isize * self.cs),
+            ..self
+        }
+    }
 }
 
 /// `dst[m × n]` (row-major, `ld` apart) `= beta · lhs · rhs`, or `+=` when `accumulate`.
@@ -348,14 +374,30 @@ impl Fused {
         &self,
         pair: usize,
         first: usize,
-        seen: usize,
+        block: &KeyBlock,
         p: &'a [f32],
         out: &'a mut Vec<f32>,
     ) -> &'a [f32] {
         let Some(mask) = &self.mask else { return p };
+        let seen = block.keys;
         out.resize(p.len(), 0.0);
+        let mut row_mask = Vec::new();
         for (i, (m, p)) in out.chunks_mut(seen).zip(p.chunks(seen)).enumerate() {
-            mask.fill((pair * self.rows() + first + i) * self.keys, m);
+            let from = (pair * self.rows() + first + i) * self.keys;
+            match block.runs.as_slice() {
+                [run] if run.first == 0 && run.stride == 1 => mask.fill(from, m),
+                runs => {
+                    // The row's mask up to its last key, then the keys of the runs.
+                    let last = runs.last().map_or(0, |r| r.key(r.len - 1) + 1);
+                    row_mask.resize(last, 0.0);
+                    mask.fill(from, &mut row_mask);
+                    for (at, run) in block.columns() {
+                        for (j, m) in m[at..at + run.len].iter_mut().enumerate() {
+                            *m = row_mask[run.key(j)];
+                        }
+                    }
+                }
+            }
             m.iter_mut().zip(p).for_each(|(m, p)| *m *= p);
         }
         out
@@ -389,25 +431,31 @@ impl Fused {
             parts.push((r.d, q_r, keys_t.k_r.mat()));
         }
         for (i, (d, q, k_t)) in parts.into_iter().enumerate() {
-            // The RoPE part accumulates into the same scores.
-            unsafe {
-                matmul(
-                    m,
-                    seen,
-                    d,
-                    s.as_mut_ptr(),
-                    seen,
-                    i > 0,
-                    q.rows_from(block.start),
-                    k_t,
-                    self.scale,
-                    self.parallelism(),
-                )
-            };
+            // The RoPE part accumulates into the same scores; each run of keys is a column range.
+            for (at, run) in block.columns() {
+                unsafe {
+                    matmul(
+                        m,
+                        run.len,
+                        d,
+                        s[at..].as_mut_ptr(),
+                        seen,
+                        i > 0,
+                        q.rows_from(block.start),
+                        k_t.run_cols(run),
+                        self.scale,
+                        self.parallelism(),
+                    )
+                };
+            }
         }
         for (i, row) in s.chunks_mut(seen).enumerate() {
             if let Some(bias) = self.bias_row(b, block.start + i) {
-                row.iter_mut().zip(bias).for_each(|(s, b)| *s += b);
+                for (at, run) in block.columns() {
+                    for (j, s) in row[at..at + run.len].iter_mut().enumerate() {
+                        *s += bias[run.key(j)];
+                    }
+                }
             }
         }
     }
@@ -442,26 +490,28 @@ impl Fused {
                             for (row, norm) in s.chunks_mut(seen).zip(&mut norms[first..]) {
                                 *norm = rows::softmax_in_place(row);
                             }
-                            let weights = self.dropped(pair, first, seen, s, dropped);
+                            let weights = self.dropped(pair, first, block, s, dropped);
                             let lhs = Mat {
                                 ptr: weights.as_ptr(),
                                 rs: seen as isize,
                                 cs: 1,
                             };
-                            unsafe {
-                                matmul(
-                                    block.len,
-                                    d_v,
-                                    seen,
-                                    out[first * d_v..].as_mut_ptr(),
-                                    d_v,
-                                    false,
-                                    lhs,
-                                    v,
-                                    1.0,
-                                    parallelism,
-                                )
-                            };
+                            for (i, (at, run)) in block.columns().enumerate() {
+                                unsafe {
+                                    matmul(
+                                        block.len,
+                                        d_v,
+                                        run.len,
+                                        out[first * d_v..].as_mut_ptr(),
+                                        d_v,
+                                        i > 0,
+                                        lhs.cols_from(at),
+                                        v.run_rows(run),
+                                        1.0,
+                                        parallelism,
+                                    )
+                                };
+                            }
                         }
                     }
                 },
@@ -520,7 +570,7 @@ impl Fused {
                             for (row, &norm) in p.chunks_mut(seen).zip(&norms[first..]) {
                                 rows::softmax_with(row, norm);
                             }
-                            let pd = self.dropped(pair, first, seen, p, dropped);
+                            let pd = self.dropped(pair, first, block, p, dropped);
                             ds.resize(m * seen, 0.0);
                             let rows_of = |data: &[f32]| Mat {
                                 ptr: data.as_ptr(),
@@ -533,32 +583,34 @@ impl Fused {
                                 cs: seen as isize,
                             };
                             let d_o = d_out_head.rows_from(block.start);
-                            // dP̃ = dO vᵀ, dv += P̃ᵀ dO.
-                            unsafe {
-                                matmul(
-                                    m,
-                                    seen,
-                                    d_v,
-                                    ds.as_mut_ptr(),
-                                    seen,
-                                    false,
-                                    d_o,
-                                    v_t,
-                                    1.0,
-                                    parallelism,
-                                );
-                                matmul(
-                                    seen,
-                                    d_v,
-                                    m,
-                                    dv.as_mut_ptr(),
-                                    d_v,
-                                    true,
-                                    cols_of(pd),
-                                    d_o,
-                                    1.0,
-                                    parallelism,
-                                );
+                            // dP̃ = dO vᵀ, dv += P̃ᵀ dO, run by run of keys.
+                            for (at, run) in block.columns() {
+                                unsafe {
+                                    matmul(
+                                        m,
+                                        run.len,
+                                        d_v,
+                                        ds[at..].as_mut_ptr(),
+                                        seen,
+                                        false,
+                                        d_o,
+                                        v_t.run_cols(run),
+                                        1.0,
+                                        parallelism,
+                                    );
+                                    matmul(
+                                        run.len,
+                                        d_v,
+                                        m,
+                                        dv[run.first * d_v..].as_mut_ptr(),
+                                        run.stride * d_v,
+                                        true,
+                                        cols_of(pd).rows_from(at),
+                                        d_o,
+                                        1.0,
+                                        parallelism,
+                                    );
+                                }
                             }
                             // dS = P̃ ⊙ dP̃ − P ⊙ rowsum(dP̃ ⊙ P̃).
                             for ((ds, pd), p) in
@@ -576,31 +628,33 @@ impl Fused {
                                 grads.push((dq_r.as_mut_ptr(), dk_r.as_mut_ptr(), d_r, q_r, k_r));
                             }
                             for (dq, dk, d, q, k) in grads {
-                                unsafe {
-                                    matmul(
-                                        m,
-                                        d,
-                                        seen,
-                                        dq.add(first * d),
-                                        d,
-                                        false,
-                                        rows_of(ds),
-                                        k,
-                                        self.scale,
-                                        parallelism,
-                                    );
-                                    matmul(
-                                        seen,
-                                        d,
-                                        m,
-                                        dk,
-                                        d,
-                                        true,
-                                        cols_of(ds),
-                                        q.rows_from(block.start),
-                                        self.scale,
-                                        parallelism,
-                                    );
+                                for (i, (at, run)) in block.columns().enumerate() {
+                                    unsafe {
+                                        matmul(
+                                            m,
+                                            d,
+                                            run.len,
+                                            dq.add(first * d),
+                                            d,
+                                            i > 0,
+                                            rows_of(ds).cols_from(at),
+                                            k.run_rows(run),
+                                            self.scale,
+                                            parallelism,
+                                        );
+                                        matmul(
+                                            run.len,
+                                            d,
+                                            m,
+                                            dk.add(run.first * d),
+                                            run.stride * d,
+                                            true,
+                                            cols_of(ds).rows_from(at),
+                                            q.rows_from(block.start),
+                                            self.scale,
+                                            parallelism,
+                                        );
+                                    }
                                 }
                             }
                         }
@@ -689,15 +743,57 @@ impl Transposed {
     }
 }
 
-/// A block of consecutive queries and how many leading keys it needs: keys after the last one
-/// any of its queries can see (bias ≤ [`HIDDEN`]) take no part in its products. Their softmax
-/// weights would be `exp(-1e9 + O(scores))`, exactly 0 in f32, so skipping them changes no
-/// value: this is what makes causal self-attention (and padded keys) cost about half.
+/// A block of consecutive queries and the keys its products take: keys none of its queries
+/// can see (bias ≤ [`HIDDEN`]) take no part. Their softmax weights would be
+/// `exp(-1e9 + O(scores))`, exactly 0 in f32, so skipping them changes no value. Usually the
+/// keys are those up to the last visible one (what makes causal self-attention, and padded
+/// keys, cost about half). Under MTLA's stride-aware mask a block's queries see, before the
+/// block's own states, only each chunk's last one: there the keys are that strided run and
+/// then the block's own run, ~1/s of the keys before the block.
 #[derive(Clone, Debug)]
 struct KeyBlock {
     start: usize,
     len: usize,
+    /// The runs of keys taken, in order.
+    runs: Vec<Run>,
+    /// Keys taken, all runs together: the width of the block's scores.
     keys: usize,
+}
+
+impl KeyBlock {
+    fn new(start: usize, len: usize, runs: Vec<Run>) -> Self {
+        let keys = runs.iter().map(|r| r.len).sum();
+        Self {
+            start,
+            len,
+            runs,
+            keys,
+        }
+    }
+
+    /// Each run with its first column in the block's scores.
+    fn columns(&self) -> impl Iterator<Item = (usize, Run)> + '_ {
+        self.runs.iter().scan(0, |at, &run| {
+            let first = *at;
+            *at += run.len;
+            Some((first, run))
+        })
+    }
+}
+
+/// Keys `first`, `first + stride`, … (`len` of them).
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    first: usize,
+    len: usize,
+    stride: usize,
+}
+
+impl Run {
+    /// The `j`-th key.
+    fn key(&self, j: usize) -> usize {
+        self.first + j * self.stride
+    }
 }
 
 /// Queries per [`KeyBlock`].
@@ -718,32 +814,79 @@ fn bias_row(bias: &FlexTensor, b: usize, query: usize) -> &[f32] {
 
 /// The key blocks of every bias row (one list for all batch rows without a per-row bias).
 fn key_blocks(bias: Option<&FlexTensor>, queries: usize, keys: usize) -> Vec<Vec<KeyBlock>> {
-    let blocks = |seen: &dyn Fn(usize) -> usize| {
-        (0..queries)
-            .step_by(QUERY_BLOCK)
-            .map(|start| {
-                let len = QUERY_BLOCK.min(queries - start);
-                let keys = (start..start + len).map(seen).max().unwrap_or(keys);
-                KeyBlock { start, len, keys }
-            })
-            .collect()
+    let starts = (0..queries).step_by(QUERY_BLOCK);
+    let prefix = |start, seen| {
+        let len = QUERY_BLOCK.min(queries - start);
+        let all = Run {
+            first: 0,
+            len: seen,
+            stride: 1,
+        };
+        KeyBlock::new(start, len, vec![all])
     };
     let Some(bias) = bias else {
-        return vec![blocks(&|_| keys)];
+        return vec![starts.map(|start| prefix(start, keys)).collect()];
     };
     (0..bias.layout().shape()[0])
         .map(|r| {
-            // Keys up to the last visible one; all of them when a query sees none (its
-            // softmax is then uniform over every key, as burn's).
-            let seen = |query: usize| {
-                bias_row(bias, r, query)
-                    .iter()
-                    .rposition(|&x| x > HIDDEN)
-                    .map_or(keys, |j| j + 1)
-            };
-            blocks(&seen)
+            starts
+                .clone()
+                .map(|start| {
+                    let len = QUERY_BLOCK.min(queries - start);
+                    let rows: Vec<&[f32]> =
+                        (start..start + len).map(|q| bias_row(bias, r, q)).collect();
+                    // Keys up to the last visible one; all of them when a query sees none (its
+                    // softmax is then uniform over every key, as burn's).
+                    let last = |row: &[f32]| row.iter().rposition(|&x| x > HIDDEN);
+                    let Some(seen) = rows
+                        .iter()
+                        .map(|row| last(row).map(|j| j + 1))
+                        .collect::<Option<Vec<_>>>()
+                    else {
+                        return prefix(start, keys);
+                    };
+                    let seen = seen.into_iter().max().unwrap_or(keys);
+                    // The block's own states start at its first query's key.
+                    let own = keys - queries + start;
+                    strided(&rows, own, seen)
+                        .map(|runs| KeyBlock::new(start, len, runs))
+                        .unwrap_or_else(|| prefix(start, seen))
+                })
+                .collect()
         })
         .collect()
+}
+
+/// The runs of a block whose queries (bias `rows`) see, before key `own`, only keys on one
+/// stride of at least 2 (MTLA's stride-aware mask): that strided run, then `own..seen`; `None`
+/// when the visible keys before `own` are not so, or the runs would save little.
+fn strided(rows: &[&[f32]], own: usize, seen: usize) -> Option<Vec<Run>> {
+    if own == 0 || own >= seen {
+        return None;
+    }
+    let visible: Vec<usize> = (0..own)
+        .filter(|&j| rows.iter().any(|row| row[j] > HIDDEN))
+        .collect();
+    let tail = Run {
+        first: own,
+        len: seen - own,
+        stride: 1,
+    };
+    let (&first, &last) = match (visible.first(), visible.last()) {
+        (Some(first), Some(last)) => (first, last),
+        _ => return Some(vec![tail]),
+    };
+    let stride = visible.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(own);
+    if visible.len() > 1 && (stride < 2 || visible.iter().any(|j| (j - first) % stride != 0)) {
+        return None;
+    }
+    let before = Run {
+        first,
+        len: (last - first) / stride.max(1) + 1,
+        stride: stride.max(1),
+    };
+    // Worth it only when it skips a quarter of the keys.
+    (4 * (before.len + tail.len) <= 3 * seen).then(|| vec![before, tail])
 }
 
 /// The fused call's graph node, with parents `q`, `k`, `v` (`N` = 3) and `q_R`, `k_R` (`N` = 5).
@@ -857,6 +1000,71 @@ mod tests {
         }
     }
 
+    /// Under MTLA's stride-aware mask (s = 2 and 3, over a prefix and several query blocks)
+    /// the blocks take a strided run of keys and then their own (checked), and values and
+    /// gradients still equal burn's ops, with and without dropout and a padded batch row.
+    #[test]
+    fn stride_aware_blocks_match_burn_ops() {
+        let device = Default::default();
+        let normal = Distribution::Normal(0., 1.);
+        for (down_rate, heads, kv_heads, prob, prefix) in
+            [(2, 2, 1, 0.0, 5), (3, 4, 2, 0.2, 0), (2, 2, 2, 0.1, 17)]
+        {
+            let (batch, queries, d_k) = (2, 2 * QUERY_BLOCK + 9, 8);
+            let keys = prefix + queries;
+            let q = Tensor::<AdFlex, 4>::random([batch, heads, queries, d_k], normal, &device)
+                .require_grad();
+            let k = Tensor::<AdFlex, 4>::random([batch, kv_heads, keys, d_k], normal, &device)
+                .require_grad();
+            let v = Tensor::<AdFlex, 4>::random([batch, kv_heads, keys, 6], normal, &device)
+                .require_grad();
+            // Row 1's last 20 keys are padding: hidden, as their merged states would be.
+            let mut bias = vec![0.0f32; batch * queries * keys];
+            for b in 0..batch {
+                for i in 0..queries {
+                    for j in 0..keys {
+                        let visible = crate::mask::stride_aware_visible(prefix + i, j, down_rate)
+                            && (b == 0 || j < keys - 20);
+                        if !visible {
+                            bias[(b * queries + i) * keys + j] = -1e9;
+                        }
+                    }
+                }
+            }
+            let bias = Tensor::<AdFlex, 1>::from_floats(bias.as_slice(), &device)
+                .reshape([batch, 1, queries, keys]);
+            let bias_flex = cast::<_, AdPrimitive>(bias.clone().into_primitive().tensor())
+                .ok()
+                .expect("the CPU backend")
+                .primitive;
+            let blocks = key_blocks(Some(&bias_flex), queries, keys);
+            assert!(
+                blocks[0]
+                    .iter()
+                    .any(|b| b.runs.len() == 2 && b.runs[0].stride == down_rate),
+                "the strided runs are taken"
+            );
+            let scale = 0.3;
+            let probe = Tensor::<AdFlex, 4>::random([batch, heads, queries, 6], normal, &device);
+            seed(5);
+            let ours = parallel_attention(&q, &k, &v, None, Some(&bias), scale as f32, prob)
+                .expect("fused");
+            seed(5);
+            let burns = reference(q.clone(), k.clone(), v.clone(), Some(bias), scale, prob);
+            let tolerance = Tolerance::absolute(1e-5);
+            ours.to_data()
+                .assert_approx_eq::<f32>(&burns.to_data(), tolerance);
+            let g_ours = (ours * probe.clone()).sum().backward();
+            let g_burn = (burns * probe).sum().backward();
+            for t in [&q, &k, &v] {
+                t.grad(&g_ours)
+                    .unwrap()
+                    .to_data()
+                    .assert_approx_eq::<f32>(&t.grad(&g_burn).unwrap().to_data(), tolerance);
+            }
+        }
+    }
+
     /// With a decoupled RoPE part (one `k_R` shared by all heads) the values and the gradients
     /// of all five inputs equal burn's ops on `[q ‖ q_R]` and `[k ‖ k_R]`, for the expanded
     /// (one K/V head per query head) and the absorbed (one K/V head, values a view of the keys)
@@ -865,11 +1073,14 @@ mod tests {
     fn rope_part_matches_concatenated_keys() {
         let device = Default::default();
         let normal = Distribution::Normal(0., 1.);
-        for (heads, kv_heads, prob, queries) in [
-            (4, 4, 0.0, 7),
-            (4, 1, 0.2, 7),
-            (2, 2, 0.1, QUERY_BLOCK + 5),
-            (3, 1, 0.0, QUERY_BLOCK + 5),
+        // `down_rate` 0: a causal bias; else MTLA's stride-aware mask (strided key runs).
+        for (heads, kv_heads, prob, queries, down_rate) in [
+            (4, 4, 0.0, 7, 0),
+            (4, 1, 0.2, 7, 0),
+            (2, 2, 0.1, QUERY_BLOCK + 5, 0),
+            (3, 1, 0.0, QUERY_BLOCK + 5, 0),
+            (2, 1, 0.1, 2 * QUERY_BLOCK + 5, 2),
+            (2, 2, 0.0, 2 * QUERY_BLOCK + 5, 4),
         ] {
             let (batch, keys, d_k, d_r) = (2, queries + 3, 6, 4);
             let leaf = |dims: [usize; 4]| {
@@ -880,10 +1091,24 @@ mod tests {
             let k = leaf([batch, kv_heads, keys, d_k]);
             let k_r = leaf([batch, 1, keys, d_r]);
             let values = || k.clone().slice(s![.., .., .., 1..d_k]);
-            let causal = Tensor::<AdFlex, 2>::ones([queries, keys], &device)
-                .triu(4)
-                .mul_scalar(-1e9)
-                .reshape([1, 1, queries, keys]);
+            let causal = if down_rate == 0 {
+                Tensor::<AdFlex, 2>::ones([queries, keys], &device)
+                    .triu(4)
+                    .mul_scalar(-1e9)
+                    .reshape([1, 1, queries, keys])
+            } else {
+                let hidden: Vec<f32> = (0..queries * keys)
+                    .map(|x| {
+                        let (i, j) = (x / keys + 3, x % keys);
+                        match crate::mask::stride_aware_visible(i, j, down_rate) {
+                            true => 0.0,
+                            false => -1e9,
+                        }
+                    })
+                    .collect();
+                Tensor::<AdFlex, 1>::from_floats(hidden.as_slice(), &device)
+                    .reshape([1, 1, queries, keys])
+            };
             let probe =
                 Tensor::<AdFlex, 4>::random([batch, heads, queries, d_k - 1], normal, &device);
             seed(5);
