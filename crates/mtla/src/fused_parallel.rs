@@ -452,9 +452,11 @@ impl Fused {
         for (i, row) in s.chunks_mut(seen).enumerate() {
             if let Some(bias) = self.bias_row(b, block.start + i) {
                 for (at, run) in block.columns() {
-                    for (j, s) in row[at..at + run.len].iter_mut().enumerate() {
-                        *s += bias[run.key(j)];
-                    }
+                    let keys = bias[run.first..].iter().step_by(run.stride);
+                    row[at..at + run.len]
+                        .iter_mut()
+                        .zip(keys)
+                        .for_each(|(s, b)| *s += b);
                 }
             }
         }
@@ -846,9 +848,14 @@ fn key_blocks(bias: Option<&FlexTensor>, queries: usize, keys: usize) -> Vec<Vec
                         return prefix(start, keys);
                     };
                     let seen = seen.into_iter().max().unwrap_or(keys);
-                    // The block's own states start at its first query's key.
+                    // The block's own states start at its first query's key. Only full blocks
+                    // take strided runs: with few queries, packing the strided keys for the
+                    // products costs more than the skipped work (the paper preset's decoder,
+                    // ~30 target queries over a long speech prefix, trained 0.93-0.94x as fast).
                     let own = keys - queries + start;
-                    strided(&rows, own, seen)
+                    let full = len == QUERY_BLOCK;
+                    full.then(|| strided(&rows, own, seen))
+                        .flatten()
                         .map(|runs| KeyBlock::new(start, len, runs))
                         .unwrap_or_else(|| prefix(start, seen))
                 })
@@ -885,9 +892,16 @@ fn strided(rows: &[&[f32]], own: usize, seen: usize) -> Option<Vec<Run>> {
         len: (last - first) / stride.max(1) + 1,
         stride: stride.max(1),
     };
-    // Worth it only when it skips a quarter of the keys.
-    (4 * (before.len + tail.len) <= 3 * seen).then(|| vec![before, tail])
+    // Worth it only when it skips a quarter of the keys and at least [`MIN_SKIPPED`]: each run
+    // is a product call of its own, with strided operands to pack.
+    let taken = before.len + tail.len;
+    (4 * taken <= 3 * seen && seen - taken >= MIN_SKIPPED).then(|| vec![before, tail])
 }
+
+/// Fewest keys a block's strided runs must skip to be taken: each run is a product call of its
+/// own, with strided operands to pack, and at the paper's dims and T 256 (32-96 keys skipped per
+/// block) taking them measured no gain (`mtla-st bench attention-train`, 3 rounds).
+const MIN_SKIPPED: usize = 128;
 
 /// The fused call's graph node, with parents `q`, `k`, `v` (`N` = 3) and `q_R`, `k_R` (`N` = 5).
 #[derive(Debug)]
@@ -1010,7 +1024,8 @@ mod tests {
         for (down_rate, heads, kv_heads, prob, prefix) in
             [(2, 2, 1, 0.0, 5), (3, 4, 2, 0.2, 0), (2, 2, 2, 0.1, 17)]
         {
-            let (batch, queries, d_k) = (2, 2 * QUERY_BLOCK + 9, 8);
+            // Enough queries that the later blocks skip at least `MIN_SKIPPED` keys.
+            let (batch, queries, d_k) = (2, 5 * QUERY_BLOCK + 9, 8);
             let keys = prefix + queries;
             let q = Tensor::<AdFlex, 4>::random([batch, heads, queries, d_k], normal, &device)
                 .require_grad();
@@ -1079,8 +1094,8 @@ mod tests {
             (4, 1, 0.2, 7, 0),
             (2, 2, 0.1, QUERY_BLOCK + 5, 0),
             (3, 1, 0.0, QUERY_BLOCK + 5, 0),
-            (2, 1, 0.1, 2 * QUERY_BLOCK + 5, 2),
-            (2, 2, 0.0, 2 * QUERY_BLOCK + 5, 4),
+            (2, 1, 0.1, 5 * QUERY_BLOCK + 5, 2),
+            (2, 2, 0.0, 5 * QUERY_BLOCK + 5, 4),
         ] {
             let (batch, keys, d_k, d_r) = (2, queries + 3, 6, 4);
             let leaf = |dims: [usize; 4]| {
