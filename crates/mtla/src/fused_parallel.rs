@@ -392,9 +392,11 @@ impl Fused {
                     row_mask.resize(last, 0.0);
                     mask.fill(from, &mut row_mask);
                     for (at, run) in block.columns() {
-                        for (j, m) in m[at..at + run.len].iter_mut().enumerate() {
-                            *m = row_mask[run.key(j)];
-                        }
+                        let taken = run.of(&row_mask);
+                        m[at..at + run.len]
+                            .iter_mut()
+                            .zip(taken)
+                            .for_each(|(m, x)| *m = *x);
                     }
                 }
             }
@@ -452,10 +454,9 @@ impl Fused {
         for (i, row) in s.chunks_mut(seen).enumerate() {
             if let Some(bias) = self.bias_row(b, block.start + i) {
                 for (at, run) in block.columns() {
-                    let keys = bias[run.first..].iter().step_by(run.stride);
                     row[at..at + run.len]
                         .iter_mut()
-                        .zip(keys)
+                        .zip(run.of(bias))
                         .for_each(|(s, b)| *s += b);
                 }
             }
@@ -796,6 +797,11 @@ impl Run {
     fn key(&self, j: usize) -> usize {
         self.first + j * self.stride
     }
+
+    /// The run's elements of a row over all keys (a bias or mask row).
+    fn of<'a>(&self, row: &'a [f32]) -> impl Iterator<Item = &'a f32> {
+        row[self.first..].iter().step_by(self.stride).take(self.len)
+    }
 }
 
 /// Queries per [`KeyBlock`].
@@ -889,8 +895,8 @@ fn strided(rows: &[&[f32]], own: usize, seen: usize) -> Option<Vec<Run>> {
     }
     let before = Run {
         first,
-        len: (last - first) / stride.max(1) + 1,
-        stride: stride.max(1),
+        len: (last - first) / stride + 1,
+        stride,
     };
     // Worth it only when it skips a quarter of the keys and at least [`MIN_SKIPPED`]: each run
     // is a product call of its own, with strided operands to pack.
