@@ -28,6 +28,14 @@ pub struct DecodeArgs {
     /// (default: the model's eval.ctc_weight).
     #[arg(long)]
     pub ctc_weight: Option<f64>,
+    /// Shallow fusion: an n-gram language model made by `mtla-st lm` over the model's pieces
+    /// (default: the model's eval.lm).
+    #[arg(long)]
+    pub lm: Option<PathBuf>,
+    /// Weight of the language model's log-probability, >= 0 (default: the model's
+    /// eval.lm_weight; 0: none).
+    #[arg(long)]
+    pub lm_weight: Option<f64>,
     /// One JSON object per file with the audio and decoding seconds and tokens/s.
     #[arg(long)]
     pub json: bool,
@@ -48,6 +56,9 @@ impl BackendTask for Decode {
             Inference::<B>::load(&self.model, &device)?.in_precision(self.args.backend.precision);
         if let Some(w) = self.args.ctc_weight {
             inference = inference.with_ctc_weight(w)?;
+        }
+        if self.args.lm.is_some() || self.args.lm_weight.is_some() {
+            inference = inference.with_lm(self.args.lm.clone(), self.args.lm_weight)?;
         }
         let beam = self.args.beam.unwrap_or(inference.config().eval.beam);
         anyhow::ensure!(beam >= 1, "--beam must be >= 1");

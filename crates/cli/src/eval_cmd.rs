@@ -39,6 +39,14 @@ pub struct EvalArgs {
     /// decoder alone; ESPnet's ASR recipes use 0.3). Needs a model with a CTC head.
     #[arg(long)]
     pub ctc_weight: Option<f64>,
+    /// Shallow fusion: an n-gram language model made by `mtla-st lm` over the model's pieces
+    /// (default: the run config's `eval.lm`).
+    #[arg(long)]
+    pub lm: Option<PathBuf>,
+    /// Weight of the language model's log-probability, >= 0 (default: `eval.lm_weight`; 0:
+    /// none).
+    #[arg(long)]
+    pub lm_weight: Option<f64>,
     /// Score against transcripts (ASR) instead of translations.
     #[arg(long)]
     pub asr: bool,
@@ -75,12 +83,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         max_len_a: args.max_len_a.unwrap_or(run_config.eval.max_len_a),
         max_len_b: args.max_len_b.unwrap_or(run_config.eval.max_len_b),
         ctc_weight: args.ctc_weight.unwrap_or(run_config.eval.ctc_weight),
+        lm: args.lm.or(run_config.eval.lm.clone()),
+        lm_weight: args.lm_weight.unwrap_or(run_config.eval.lm_weight),
         ..run_config.eval.clone()
     };
     if eval.beam == 0 {
         anyhow::bail!("--beam must be >= 1");
     }
-    eval.check_ctc_weight().map_err(anyhow::Error::msg)?;
+    eval.check_weights().map_err(anyhow::Error::msg)?;
     let task = if args.asr {
         Task::Transcript
     } else {
@@ -92,7 +102,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             .file_stem()
             .map_or("eval".into(), |s| s.to_string_lossy().to_string());
         args.checkpoint.with_extension("").with_file_name(format!(
-            "{}-{stem}-beam{}{}",
+            "{}-{stem}-beam{}{}{}",
             args.checkpoint
                 .file_stem()
                 .map_or("model".into(), |s| s.to_string_lossy().to_string()),
@@ -100,6 +110,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             match eval.ctc_weight {
                 0.0 => String::new(),
                 w => format!("-ctc{w}"),
+            },
+            match eval.lm_weight {
+                0.0 => String::new(),
+                w => format!("-lm{w}"),
             }
         ))
     });

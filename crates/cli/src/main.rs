@@ -9,6 +9,7 @@ mod corpus_cmd;
 mod decode_cmd;
 mod eval_cmd;
 mod fbank_cmd;
+mod lm_cmd;
 mod loader_bench;
 mod model_cmd;
 mod plot_cmd;
@@ -50,6 +51,8 @@ enum Command {
     Compare(compare_cmd::CompareArgs),
     /// Average a run's best checkpoints.
     Average(average_cmd::AverageArgs),
+    /// Count an n-gram language model over a model's pieces, for shallow fusion in decoding.
+    Lm(lm_cmd::LmArgs),
     /// Score hypotheses against references: BLEU, chrF (sacreBLEU), WER (jiwer) as JSON.
     Score(score_cmd::ScoreArgs),
     /// Extract Kaldi-compatible log-mel filterbank features from a WAV into a .npy file.
@@ -110,6 +113,7 @@ fn main() -> std::process::ExitCode {
         Command::Translate(args) => decode_cmd::run(args, "st"),
         Command::Compare(args) => compare_cmd::run(args).map(|_| true),
         Command::Average(args) => average_cmd::run(args).map(|_| true),
+        Command::Lm(args) => lm_cmd::run(args).map(|_| true),
         Command::Score(args) => score_cmd::run(args).map(|_| true),
         Command::Fbank(args) => fbank_cmd::run(args).map(|_| true),
         Command::Attention(cmd) => attention_cmd::run(cmd),

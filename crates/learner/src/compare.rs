@@ -385,6 +385,7 @@ mod tests {
                     sentences: 1,
                     beam: 5,
                     ctc_weight: 0.0,
+                    lm_weight: 0.0,
                     batches: 1,
                     decode_s,
                     tokens: 5,

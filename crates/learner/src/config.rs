@@ -191,6 +191,10 @@ pub struct EvalConfig {
     /// Joint CTC/attention decoding: the CTC prefix score's weight `λ` in `[0, 1]` (0: the
     /// decoder alone; needs a model trained with a CTC head, `model.ctc_weight > 0`).
     pub ctc_weight: f64,
+    /// Shallow fusion: an n-gram language model over the model's pieces (`mtla-st lm`), and
+    /// the weight `β ≥ 0` of its log-probability (0: none; see [`crate::decode::ngram`]).
+    pub lm: Option<PathBuf>,
+    pub lm_weight: f64,
 }
 
 impl Default for EvalConfig {
@@ -204,19 +208,34 @@ impl Default for EvalConfig {
             min_len: b.min_len,
             max_frames: 50_000,
             ctc_weight: b.ctc_weight,
+            lm: None,
+            lm_weight: b.lm_weight,
         }
     }
 }
 
 impl EvalConfig {
-    /// The CTC weight is a mixing weight: `[0, 1]`.
-    pub fn check_ctc_weight(&self) -> std::result::Result<(), String> {
-        match (0.0..=1.0).contains(&self.ctc_weight) {
-            true => Ok(()),
-            false => Err(format!(
+    /// The CTC weight is a mixing weight, `[0, 1]`; the language model's a scale, `>= 0`, and
+    /// needs a language model.
+    pub fn check_weights(&self) -> std::result::Result<(), String> {
+        if !(0.0..=1.0).contains(&self.ctc_weight) {
+            return Err(format!(
                 "eval.ctc_weight (--ctc-weight) must be in [0, 1], got {}",
                 self.ctc_weight
+            ));
+        }
+        if !(self.lm_weight >= 0.0 && self.lm_weight.is_finite()) {
+            return Err(format!(
+                "eval.lm_weight (--lm-weight) must be a finite number >= 0, got {}",
+                self.lm_weight
+            ));
+        }
+        match self.lm_weight > 0.0 && self.lm.is_none() {
+            true => Err(format!(
+                "eval.lm_weight = {} needs eval.lm (--lm): an n-gram model made by `mtla-st lm`",
+                self.lm_weight
             )),
+            false => Ok(()),
         }
     }
 
@@ -228,6 +247,7 @@ impl EvalConfig {
             max_len_b: self.max_len_b,
             min_len: self.min_len,
             ctc_weight: self.ctc_weight,
+            lm_weight: self.lm_weight,
         }
     }
 }
@@ -267,6 +287,7 @@ impl ExperimentConfig {
             .init_from
             .iter_mut()
             .chain(config.model.encoder_init.iter_mut())
+            .chain(config.eval.lm.iter_mut())
             .for_each(|p| rebase(p, base));
         config.model = config
             .model
@@ -305,7 +326,7 @@ impl ExperimentConfig {
         if self.eval.beam == 0 {
             return Err("eval.beam must be >= 1, got 0".into());
         }
-        self.eval.check_ctc_weight()?;
+        self.eval.check_weights()?;
         if self.eval.ctc_weight > 0.0 && self.model.ctc_weight == 0.0 {
             return Err(format!(
                 "eval.ctc_weight = {} needs a CTC head: set model.ctc_weight > 0 (or eval.ctc_weight = 0)",
@@ -415,18 +436,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("eval.beam"), "{err}");
-        for (ctc, what) in [
+        for (bad, what) in [
             ("eval.ctc_weight=1.5", "[0, 1]"),
             ("eval.ctc_weight=0.3", "CTC head"),
+            ("eval.lm_weight=-0.5", ">= 0"),
+            ("eval.lm_weight=0.5", "needs eval.lm"),
         ] {
-            let err = ExperimentConfig::load_with(&path, &[ctc.into()])
+            let err = ExperimentConfig::load_with(&path, &[bad.into()])
                 .unwrap_err()
                 .to_string();
-            assert!(
-                err.contains("eval.ctc_weight") && err.contains(what),
-                "{err}"
-            );
+            let key = bad.split('=').next().unwrap();
+            assert!(err.contains(key) && err.contains(what), "{err}");
         }
+        // The language model's path is relative to the config file, as every path in it.
+        let c = ExperimentConfig::load_with(
+            &path,
+            &["eval.lm=\"lm.bin\"".into(), "eval.lm_weight=0.5".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            c.eval.lm.as_deref(),
+            Some(path.parent().unwrap().join("lm.bin").as_path())
+        );
+        assert_eq!(c.eval.search().lm_weight, 0.5);
         let c = ExperimentConfig::load_with(
             &path,
             &["model.ctc_weight=0.3".into(), "eval.ctc_weight=0.3".into()],

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::config::{EvalConfig, ExperimentConfig, Task};
-use crate::decode::{decode_batch, SpecialTokens};
+use crate::decode::{decode_batch, NgramLm, SpecialTokens};
 use crate::error::{LearnerError, Result};
 use crate::infer::ModelFiles;
 use crate::precision::{cast_module, Precision};
@@ -51,6 +51,8 @@ pub struct Efficiency {
     pub beam: usize,
     /// Weight of the CTC prefix score in the search (0: the decoder alone).
     pub ctc_weight: f64,
+    /// Weight of the n-gram language model in the search (0: none).
+    pub lm_weight: f64,
     pub batches: usize,
     /// Wall time of encoder + beam search over all batches (fairseq's `gen_timer`).
     pub decode_s: f64,
@@ -88,6 +90,27 @@ pub fn peak_process_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// The language model `eval.lm` when `eval.lm_weight > 0`, checked against the tokenizer.
+pub(crate) fn fusion_lm(eval: &EvalConfig, tokenizer: &Tokenizer) -> Result<Option<NgramLm>> {
+    eval.check_weights().map_err(LearnerError::Config)?;
+    let Some(path) = eval.lm.as_ref().filter(|_| eval.lm_weight > 0.0) else {
+        return Ok(None);
+    };
+    let lm = NgramLm::load(path)?;
+    if lm.vocab_size() != tokenizer.vocab_size() {
+        return Err(LearnerError::io(
+            path,
+            format!(
+                "an n-gram model over {} tokens, but the tokenizer has {} pieces (train it with \
+                 the model's tokenizer)",
+                lm.vocab_size(),
+                tokenizer.vocab_size()
+            ),
+        ));
+    }
+    Ok(Some(lm))
+}
+
 /// Decodes `opts.manifest` with the checkpoint on `device` and scores the result.
 pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<EvalReport> {
     let model_config = st_model::checkpoint::stored_config(&opts.checkpoint)?;
@@ -106,6 +129,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
             model_config.vocab_size
         )));
     }
+    let lm = fusion_lm(&opts.eval, &tokenizer)?;
     let dataset = Dataset::open(
         &opts.manifest,
         &opts.feature_cache,
@@ -146,7 +170,14 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
             .map_err(|e| LearnerError::Training(format!("device sync failed: {e:?}")))?;
         let t0 = Instant::now();
         let features = batch.features.cast(opts.precision.dtype());
-        let (found, stats) = decode_batch(&model, features, &batch.frames, &search, special)?;
+        let (found, stats) = decode_batch(
+            &model,
+            features,
+            &batch.frames,
+            &search,
+            special,
+            lm.as_ref(),
+        )?;
         B::sync(device)
             .map_err(|e| LearnerError::Training(format!("device sync failed: {e:?}")))?;
         decode_s += t0.elapsed().as_secs_f64();
@@ -187,6 +218,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
             sentences: hyps.len(),
             beam: search.beam,
             ctc_weight: search.ctc_weight,
+            lm_weight: search.lm_weight,
             batches: batches.len(),
             decode_s,
             tokens,
@@ -221,10 +253,11 @@ impl EvalReport {
             self.down_rate,
             e.sentences,
             e.beam,
-            match e.ctc_weight {
-                0.0 => String::new(),
-                w => format!(", CTC weight {w}"),
-            },
+            [("CTC", e.ctc_weight), ("LM", e.lm_weight)]
+                .iter()
+                .filter(|(_, w)| *w > 0.0)
+                .map(|(name, w)| format!(", {name} weight {w}"))
+                .collect::<String>(),
             q.bleu.score,
             q.chrf.score,
             e.decode_s,

@@ -13,8 +13,9 @@ use serde::Serialize;
 use st_model::SpeechModel;
 
 use crate::config::{EvalConfig, ExperimentConfig};
-use crate::decode::{decode_batch, SpecialTokens};
+use crate::decode::{decode_batch, NgramLm, SpecialTokens};
 use crate::error::{LearnerError, Result};
+use crate::eval::fusion_lm;
 use crate::precision::{cast_module, Precision};
 
 /// Audio quieter than this (RMS, dB below int16 full scale) is silence: nothing to decode.
@@ -106,6 +107,8 @@ pub struct Inference<B: Backend> {
     model: SpeechModel<B>,
     tokenizer: Tokenizer,
     config: ExperimentConfig,
+    /// The shallow-fusion language model (`eval.lm`, when `eval.lm_weight > 0`).
+    lm: Option<NgramLm>,
     fbank: Fbank,
     device: B::Device,
     precision: Precision,
@@ -130,10 +133,12 @@ impl<B: Backend> Inference<B> {
         }
         let fbank = Fbank::new(DatasetOptions::default().fbank)
             .map_err(|e| LearnerError::Config(e.to_string()))?;
+        let lm = fusion_lm(&config.eval, &tokenizer)?;
         Ok(Self {
             model,
             tokenizer,
             config,
+            lm,
             fbank,
             device: device.clone(),
             precision: Precision::F32,
@@ -154,12 +159,25 @@ impl<B: Backend> Inference<B> {
             ctc_weight,
             ..self.config.eval.clone()
         };
-        eval.check_ctc_weight().map_err(LearnerError::Config)?;
+        eval.check_weights().map_err(LearnerError::Config)?;
         if ctc_weight > 0.0 && self.model.ctc.is_none() {
             return Err(LearnerError::Config(format!(
                 "CTC weight {ctc_weight}: this model has no CTC head (trained with model.ctc_weight = 0)"
             )));
         }
+        self.config.eval = eval;
+        Ok(self)
+    }
+
+    /// Decodes with shallow fusion of the n-gram model `lm` (default: the config's `eval.lm`)
+    /// at weight `lm_weight` (default: `eval.lm_weight`; 0 decodes without it).
+    pub fn with_lm(mut self, lm: Option<PathBuf>, lm_weight: Option<f64>) -> Result<Self> {
+        let eval = EvalConfig {
+            lm: lm.or(self.config.eval.lm.take()),
+            lm_weight: lm_weight.unwrap_or(self.config.eval.lm_weight),
+            ..self.config.eval.clone()
+        };
+        self.lm = fusion_lm(&eval, &self.tokenizer)?;
         self.config.eval = eval;
         Ok(self)
     }
@@ -237,6 +255,7 @@ impl<B: Backend> Inference<B> {
             &[features.frames],
             &search,
             SpecialTokens::of(&self.tokenizer),
+            self.lm.as_ref(),
         )?;
         let seconds = t0.elapsed().as_secs_f64();
         Ok(Decoded {

@@ -1,12 +1,13 @@
 //! Beam search over the caches gives the same hypotheses as re-running the full forward at
 //! each step, for every attention kind; `--beam 1` is greedy decoding; joint CTC/attention
-//! decoding follows a CTC head that is certain and needs one.
+//! decoding follows a CTC head that is certain and needs one; shallow fusion follows a
+//! confident language model.
 
 use std::path::Path;
 
 use burn::prelude::*;
 use learner::decode::{
-    beam_search, decode_batch, BeamConfig, CachedScorer, CtcPrefixScorer, RecomputeScorer,
+    beam_search, decode_batch, BeamConfig, CachedScorer, CtcPrefixScorer, NgramLm, RecomputeScorer,
     SpecialTokens,
 };
 use mtla::AttentionKind;
@@ -68,9 +69,9 @@ fn cached_and_recomputed_search_agree() {
         let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
         let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
         let mut cached = CachedScorer::new(&model, &encoded, 10).unwrap();
-        let (a, stats) = beam_search(&mut cached, &frames, &beam, SPECIAL, None).unwrap();
+        let (a, stats) = beam_search(&mut cached, &frames, &beam, SPECIAL, None, None).unwrap();
         let mut slow = RecomputeScorer::new(&model, &encoded);
-        let (b, _) = beam_search(&mut slow, &frames, &beam, SPECIAL, None).unwrap();
+        let (b, _) = beam_search(&mut slow, &frames, &beam, SPECIAL, None, None).unwrap();
         assert_eq!(a.len(), 3);
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.tokens, y.tokens, "{kind} s={s} {style:?}");
@@ -98,7 +99,7 @@ fn beam_one_is_greedy() {
         ..BeamConfig::default()
     };
     let mut scorer = CachedScorer::new(&model, &encoded, 12).unwrap();
-    let (hyps, _) = beam_search(&mut scorer, &frames, &beam, SPECIAL, None).unwrap();
+    let (hyps, _) = beam_search(&mut scorer, &frames, &beam, SPECIAL, None, None).unwrap();
     // Plain greedy: argmax of each step (no EOS at step 0, never BOS/pad), stop at EOS.
     let mut state = model.prefill(&encoded).unwrap();
     let mut last = vec![SPECIAL.bos as i64; 2];
@@ -181,7 +182,8 @@ fn joint_ctc_search_follows_a_certain_ctc_head() {
             ..BeamConfig::default()
         };
         let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
-        let (hyps, _) = beam_search(&mut scorer, &frames, &search, SPECIAL, Some(&ctc)).unwrap();
+        let (hyps, _) =
+            beam_search(&mut scorer, &frames, &search, SPECIAL, Some(&ctc), None).unwrap();
         assert_eq!(hyps[0].tokens, [5, 9, 9], "λ {ctc_weight}");
         assert_eq!(hyps[1].tokens, [12, 3], "λ {ctc_weight}");
     }
@@ -192,10 +194,40 @@ fn joint_ctc_search_follows_a_certain_ctc_head() {
         ..BeamConfig::default()
     };
     let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
-    let (with, _) = beam_search(&mut scorer, &frames, &search, SPECIAL, Some(&ctc)).unwrap();
+    let (with, _) = beam_search(&mut scorer, &frames, &search, SPECIAL, Some(&ctc), None).unwrap();
     let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
-    let (without, _) = beam_search(&mut scorer, &frames, &search, SPECIAL, None).unwrap();
+    let (without, _) = beam_search(&mut scorer, &frames, &search, SPECIAL, None, None).unwrap();
     assert_eq!(with, without);
+}
+
+#[test]
+fn shallow_fusion_follows_a_confident_language_model() {
+    let frames = [70, 52];
+    let cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
+    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
+    let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
+    let sentences = (0..50).map(|_| vec![7, 8, 9]);
+    let (lm, _) = NgramLm::train(sentences, 40, 3, SPECIAL.bos, SPECIAL.eos, 1).unwrap();
+    let run = |lm_weight, lm: Option<&NgramLm>| {
+        let search = BeamConfig {
+            beam: 3,
+            max_len_b: 9,
+            lm_weight,
+            ..BeamConfig::default()
+        };
+        let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
+        beam_search(&mut scorer, &frames, &search, SPECIAL, None, lm)
+            .unwrap()
+            .0
+    };
+    // Weight 0: the decoder alone, as without a language model.
+    let alone = run(0.0, None);
+    assert_eq!(run(0.0, Some(&lm)), alone);
+    assert!(alone.iter().any(|h| h.tokens != [7, 8, 9]), "{alone:?}");
+    // A heavy weight: the language model's one sentence, for every utterance.
+    for h in run(20.0, Some(&lm)) {
+        assert_eq!(h.tokens, [7, 8, 9]);
+    }
 }
 
 #[test]
@@ -214,15 +246,29 @@ fn hypotheses_cut_by_the_length_limit_are_counted() {
     };
     // Room for both: "5 9 9 EOS" and "12 3 EOS" end on their own.
     let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
-    let (hyps, stats) =
-        beam_search(&mut scorer, &frames, &search(0.0, 10), SPECIAL, Some(&ctc)).unwrap();
+    let (hyps, stats) = beam_search(
+        &mut scorer,
+        &frames,
+        &search(0.0, 10),
+        SPECIAL,
+        Some(&ctc),
+        None,
+    )
+    .unwrap();
     assert_eq!((hyps[0].tokens.len(), hyps[1].tokens.len()), (3, 2));
     assert_eq!(stats.length_limited, 0);
     // max_len = 0.1 * src_frames + 3 gives 3 and 4 tokens: the first is cut to "5 9 EOS"
     // and counted, the second still ends on its own.
     let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
-    let (hyps, stats) =
-        beam_search(&mut scorer, &[0, 10], &search(0.1, 3), SPECIAL, Some(&ctc)).unwrap();
+    let (hyps, stats) = beam_search(
+        &mut scorer,
+        &[0, 10],
+        &search(0.1, 3),
+        SPECIAL,
+        Some(&ctc),
+        None,
+    )
+    .unwrap();
     assert_eq!(hyps[0].tokens, [5, 9]);
     assert_eq!(hyps[1].tokens, [12, 3]);
     assert_eq!(stats.length_limited, 1);
@@ -238,7 +284,7 @@ fn joint_decoding_needs_a_ctc_head() {
         ctc_weight: 0.3,
         ..BeamConfig::default()
     };
-    let err = decode_batch(&model, batch(&frames, 80), &frames, &search, SPECIAL)
+    let err = decode_batch(&model, batch(&frames, 80), &frames, &search, SPECIAL, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("needs a model with a CTC head"), "{err}");

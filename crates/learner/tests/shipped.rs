@@ -48,8 +48,15 @@ fn incremental_equals_teacher_forcing(model_dir: &str) {
         ..BeamConfig::default()
     };
     let special = SpecialTokens::of(&tokenizer);
-    let (hyps, _) =
-        decode_batch(&model, features.clone(), &batch.frames, &greedy, special).unwrap();
+    let (hyps, _) = decode_batch(
+        &model,
+        features.clone(),
+        &batch.frames,
+        &greedy,
+        special,
+        None,
+    )
+    .unwrap();
     let rows: Vec<Vec<i64>> = hyps
         .iter()
         .map(|h| {

@@ -81,7 +81,7 @@ fn greedy<B: Backend>(
         max_len_b: 12,
         ..BeamConfig::default()
     };
-    let (hyps, _) = beam_search(&mut scorer, &host.frames, &search, special, None).unwrap();
+    let (hyps, _) = beam_search(&mut scorer, &host.frames, &search, special, None, None).unwrap();
     hyps.into_iter().map(|h| h.tokens).collect()
 }
 

@@ -3,13 +3,15 @@
 //! divided by `length^lenpen`, a sentence stops once `K` hypotheses are final, and
 //! `max_len = a * src_frames + b` forces EOS. Finished sentences leave the batch (their rows
 //! are dropped from the caches). `beam = 1` is greedy decoding. With a CTC head and
-//! `ctc_weight > 0` the search is joint CTC/attention (ESPnet's `BeamSearch` with a CTC scorer).
+//! `ctc_weight > 0` the search is joint CTC/attention (ESPnet's `BeamSearch` with a CTC scorer);
+//! with an n-gram model and `lm_weight > 0` its scores are added too (shallow fusion).
 
 use burn::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::ctc_prefix::{CtcPrefixScorer, CtcState, PRE_BEAM_RATIO};
+use super::ngram::NgramLm;
 use super::scorer::Scorer;
 
 /// Search settings (fairseq's defaults: lenpen 1, max_len_a 0, max_len_b 200, min_len 1).
@@ -24,6 +26,9 @@ pub struct BeamConfig {
     /// Joint CTC/attention decoding: the weight `λ` of the CTC prefix score (0: attention only,
     /// ESPnet's ASR recipes use 0.3); see [`crate::decode::ctc_prefix`].
     pub ctc_weight: f64,
+    /// Shallow fusion: the weight `β ≥ 0` of an n-gram language model's log-probability
+    /// ([`crate::decode::ngram`]; 0: no language model).
+    pub lm_weight: f64,
 }
 
 impl Default for BeamConfig {
@@ -35,6 +40,7 @@ impl Default for BeamConfig {
             max_len_b: 200,
             min_len: 1,
             ctc_weight: 0.0,
+            lm_weight: 0.0,
         }
     }
 }
@@ -91,17 +97,22 @@ struct Beam {
 /// Decodes `src_frames.len()` sentences whose scorer rows are `0..n` (one per sentence). With
 /// `ctc` (utterance `i` = sentence `i`) and `config.ctc_weight > 0` the search is joint
 /// CTC/attention: each hypothesis's best `⌈1.5 k⌉` next tokens by the decoder are scored
-/// `(1 − λ) log p_att + λ Δ log ψ_CTC` ([`crate::decode::ctc_prefix`]).
+/// `(1 − λ) log p_att + λ Δ log ψ_CTC` ([`crate::decode::ctc_prefix`]). With `lm` and
+/// `config.lm_weight = β > 0`, every token also gains `β log p_LM(token | hypothesis)`
+/// ([`crate::decode::ngram`]), in the pre-beam as well.
 pub fn beam_search<B: Backend, S: Scorer<B>>(
     scorer: &mut S,
     src_frames: &[usize],
     config: &BeamConfig,
     special: SpecialTokens,
     ctc: Option<&CtcPrefixScorer>,
+    lm: Option<&NgramLm>,
 ) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
     let k = config.beam.max(1);
     let lambda = config.ctc_weight;
     let joint = ctc.filter(|_| lambda > 0.0);
+    let beta = config.lm_weight;
+    let fusion = lm.filter(|_| beta > 0.0);
     let pre_beam = ((PRE_BEAM_RATIO * k as f64).ceil() as usize).max(k);
     let n = src_frames.len();
     let max_len: Vec<usize> = src_frames
@@ -151,6 +162,24 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
                     && (tok != special.eos || step >= config.min_len)
             }
         };
+        // Shallow fusion: `β log p_LM` of every token after every live hypothesis (row
+        // `pos * k + b`, as the decoder's).
+        let lm_logp: Vec<Vec<f32>> = match fusion {
+            Some(lm) => active
+                .iter()
+                .flat_map(|&s| beams[s].iter())
+                .map(|beam| match beam.score == f64::NEG_INFINITY {
+                    true => Vec::new(),
+                    false => lm.log_probs(&beam.tokens),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let lm_of = |pos: usize, b: usize, tok: u32| {
+            lm_logp
+                .get(pos * k + b)
+                .map_or(0.0, |row| beta * row[tok as usize] as f64)
+        };
         let tokens_of = |pos: usize, b: usize, force_eos: bool| {
             let row = &logp[(pos * k + b) * vocab..(pos * k + b + 1) * vocab];
             row.iter()
@@ -170,13 +199,21 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
                     if beam.score == f64::NEG_INFINITY {
                         continue;
                     }
-                    let mut best: Vec<(f32, u32)> = tokens_of(pos, b, force_eos).collect();
+                    // Ranked by the decoder's and the language model's weighted scores (ESPnet's
+                    // pre-beam over its full scorers).
+                    let mut best: Vec<(f64, f32, u32)> = tokens_of(pos, b, force_eos)
+                        .map(|(lp, tok)| ((1.0 - lambda) * lp as f64 + lm_of(pos, b, tok), lp, tok))
+                        .collect();
                     if best.len() > pre_beam {
                         best.select_nth_unstable_by(pre_beam, |a, b| b.0.total_cmp(&a.0));
                         best.truncate(pre_beam);
                     }
-                    groups.push((s, b, best.iter().map(|&(_, tok)| tok).collect::<Vec<_>>()));
-                    pre.extend(best.into_iter().map(|(lp, tok)| (pos, b, lp, tok)));
+                    groups.push((
+                        s,
+                        b,
+                        best.iter().map(|&(_, _, tok)| tok).collect::<Vec<_>>(),
+                    ));
+                    pre.extend(best.into_iter().map(|(_, lp, tok)| (pos, b, lp, tok)));
                 }
             }
             extended = groups
@@ -202,7 +239,10 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
                     let beam = &beams[s][b];
                     let (g, h) = (extended[i].as_ref(), beam.ctc.as_ref());
                     let delta = g.zip(h).map_or(0.0, |(g, h)| g.log_psi - h.log_psi);
-                    let score = beam.score + (1.0 - lambda) * lp as f64 + lambda * delta as f64;
+                    let score = beam.score
+                        + (1.0 - lambda) * lp as f64
+                        + lambda * delta as f64
+                        + lm_of(pos, b, tok);
                     if score.is_finite() {
                         candidates.push((score, b, tok, i));
                     }
@@ -210,10 +250,10 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
             } else {
                 for (b, beam) in beams[s].iter().enumerate() {
                     if beam.score != f64::NEG_INFINITY {
-                        candidates.extend(
-                            tokens_of(pos, b, force_eos)
-                                .map(|(lp, tok)| (beam.score + lp as f64, b, tok, usize::MAX)),
-                        );
+                        candidates.extend(tokens_of(pos, b, force_eos).map(|(lp, tok)| {
+                            let score = beam.score + lp as f64 + lm_of(pos, b, tok);
+                            (score, b, tok, usize::MAX)
+                        }));
                     }
                 }
             }

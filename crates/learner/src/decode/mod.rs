@@ -2,10 +2,12 @@
 
 pub mod beam;
 pub mod ctc_prefix;
+pub mod ngram;
 pub mod scorer;
 
 pub use beam::{beam_search, BeamConfig, Hypothesis, SearchStats, SpecialTokens};
 pub use ctc_prefix::{CtcPrefixScorer, CtcState};
+pub use ngram::{NgramLm, NgramStats};
 pub use scorer::{CachedScorer, RecomputeScorer, Scorer};
 
 use burn::prelude::*;
@@ -13,7 +15,8 @@ use st_model::{EncoderOutput, ModelError, SpeechModel};
 
 /// Encodes `features` `[batch, frames, feat_dim]` (real lengths `frames`) and beam-searches
 /// every row over the decoder's incremental caches, reserved once for the longest output;
-/// jointly with the CTC head when `search.ctc_weight > 0` (an error for a model without one).
+/// jointly with the CTC head when `search.ctc_weight > 0` (an error for a model without one),
+/// and with the n-gram model `lm` when `search.lm_weight > 0` (shallow fusion).
 /// On the CPU backend all of it runs on the pool with a second thread kept awake
 /// ([`mtla::pool::awake`]): the encoder's and the search's ops are many and small.
 pub fn decode_batch<B: Backend>(
@@ -22,8 +25,9 @@ pub fn decode_batch<B: Backend>(
     frames: &[usize],
     search: &BeamConfig,
     special: SpecialTokens,
+    lm: Option<&NgramLm>,
 ) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
-    mtla::pool::awake_on::<B, _>(|| encode_and_search(model, features, frames, search, special))
+    mtla::pool::awake_on::<B, _>(|| encode_and_search(model, features, frames, search, special, lm))
 }
 
 /// [`decode_batch`]'s work.
@@ -33,6 +37,7 @@ fn encode_and_search<B: Backend>(
     frames: &[usize],
     search: &BeamConfig,
     special: SpecialTokens,
+    lm: Option<&NgramLm>,
 ) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
     let encoded = model.encode(features, frames)?;
     let longest = frames
@@ -45,7 +50,7 @@ fn encode_and_search<B: Backend>(
         false => None,
     };
     let mut scorer = CachedScorer::new(model, &encoded, longest + 1)?;
-    beam_search(&mut scorer, frames, search, special, ctc.as_ref())
+    beam_search(&mut scorer, frames, search, special, ctc.as_ref(), lm)
 }
 
 /// The CTC head's log-probabilities of every utterance's real frames, on the host.

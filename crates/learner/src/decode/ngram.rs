@@ -1,0 +1,451 @@
+//! A token n-gram language model for shallow fusion: interpolated Kneser-Ney (Chen & Goodman
+//! 1998, one discount per order) over the model's own pieces, trained on transcripts and added
+//! to the beam search's scores with weight `β` (`eval.lm_weight`), as ESPnet's `lm_weight` and
+//! icefall's n-gram shallow fusion do:
+//!
+//! `score = (1 − λ) log p_att + λ Δ log ψ_CTC + β log p_LM`.
+//!
+//! With `c_n` the raw counts at the highest order and the continuation counts `N1+(• g)` (how
+//! many distinct tokens precede `g`) below it (raw counts again for n-grams that start the
+//! sentence), `D_n = n1 / (n1 + 2 n2)` from the counts-of-counts, and `h'` the context `h`
+//! without its oldest token:
+//!
+//! `p(w | h) = max(c_n(h w) − D_n, 0) / c_n(h •) + D_n N1+(h •) / c_n(h •) · p(w | h')`,
+//!
+//! ending in the uniform distribution over the vocabulary. A context never seen leaves the
+//! lower-order distribution as it is.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{LearnerError, Result};
+
+/// Magic bytes and version of the file format: a header of `u32`s (version, order, vocabulary,
+/// the discounts' bits), then per order its number of contexts (`u32`) and for each context
+/// its tokens, its follower count and followers (`u16`s), its total and the followers' counts
+/// (`u32`s), all little-endian.
+const MAGIC: &[u8; 8] = b"MTLANGRM";
+const VERSION: u32 = 1;
+
+/// The tokens that follow one context, and their (raw or continuation) counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Followers {
+    tokens: Vec<u32>,
+    counts: Vec<u32>,
+    /// `c_n(h •)`: the sum of every follower's count, pruned ones included.
+    total: u32,
+    /// The lower order's weight, `1 − Σ_kept max(c − D_n, 0) / total` (`D_n N1+(h •) / total`
+    /// without pruning), so that the distribution sums to 1.
+    backoff: f32,
+}
+
+impl Followers {
+    fn new(tokens: Vec<u32>, counts: Vec<u32>, total: u32, discount: f32) -> Self {
+        let kept: f32 = counts.iter().map(|&c| (c as f32 - discount).max(0.0)).sum();
+        Self {
+            backoff: 1.0 - kept / total as f32,
+            tokens,
+            counts,
+            total,
+        }
+    }
+}
+
+/// An interpolated Kneser-Ney n-gram model over token ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NgramLm {
+    order: usize,
+    vocab: usize,
+    /// `D_n`, one per order `n = 1..=order`.
+    discounts: Vec<f32>,
+    /// Per order `n` (index `n − 1`): context (`n − 1` tokens) -> its followers.
+    tables: Vec<HashMap<Vec<u32>, Followers>>,
+}
+
+/// What [`NgramLm::train`] counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NgramStats {
+    pub sentences: usize,
+    /// Tokens predicted (EOS included).
+    pub tokens: usize,
+    /// Distinct n-grams kept, per order.
+    pub ngrams: Vec<usize>,
+}
+
+impl NgramLm {
+    /// Counts `sentences` (token ids without BOS/EOS; each is scored as `BOS s EOS`) into a
+    /// model of `order` ≥ 1 over `vocab` tokens. Highest-order n-grams seen fewer than
+    /// `min_count` times are dropped after counting (a smaller file; 1 keeps all); their
+    /// probability mass goes to the lower order.
+    pub fn train(
+        sentences: impl IntoIterator<Item = Vec<u32>>,
+        vocab: usize,
+        order: usize,
+        bos: u32,
+        eos: u32,
+        min_count: u32,
+    ) -> Result<(Self, NgramStats)> {
+        if order == 0 || vocab > u16::MAX as usize {
+            return Err(LearnerError::Config(format!(
+                "an n-gram model needs order >= 1 and at most {} tokens (order {order}, {vocab} \
+                 tokens)",
+                u16::MAX
+            )));
+        }
+        // raw[n - 1]: n-gram -> count.
+        let mut raw: Vec<HashMap<Vec<u32>, u32>> = vec![HashMap::new(); order];
+        let (mut n_sentences, mut n_tokens) = (0, 0);
+        for s in sentences {
+            if let Some(&t) = s
+                .iter()
+                .find(|&&t| t as usize >= vocab || t == bos || t == eos)
+            {
+                return Err(LearnerError::Config(format!(
+                    "token {t} is not a piece of the {vocab}-token vocabulary (or is BOS/EOS)"
+                )));
+            }
+            let seq: Vec<u32> = std::iter::once(bos)
+                .chain(s)
+                .chain(std::iter::once(eos))
+                .collect();
+            for i in 1..seq.len() {
+                for n in 1..=order.min(i + 1) {
+                    *raw[n - 1].entry(seq[i + 1 - n..=i].to_vec()).or_default() += 1;
+                }
+            }
+            n_sentences += 1;
+            n_tokens += seq.len() - 1;
+        }
+        // Continuation counts below the highest order: distinct left extensions.
+        let mut used: Vec<HashMap<Vec<u32>, u32>> = vec![HashMap::new(); order];
+        used[order - 1] = raw[order - 1].clone();
+        for n in (1..order).rev() {
+            let mut cont: HashMap<Vec<u32>, u32> = HashMap::new();
+            for g in used[n].keys() {
+                *cont.entry(g[1..].to_vec()).or_default() += 1;
+            }
+            for (g, &c) in &raw[n - 1] {
+                if g[0] == bos {
+                    cont.insert(g.clone(), c);
+                }
+            }
+            used[n - 1] = cont;
+        }
+        let discounts: Vec<f32> = used
+            .iter()
+            .map(|counts| discount(counts.values()))
+            .collect();
+        let tables: Vec<HashMap<Vec<u32>, Followers>> = used
+            .into_iter()
+            .zip(&discounts)
+            .enumerate()
+            .map(|(i, (counts, &d))| {
+                let min = if i + 1 == order { min_count.max(1) } else { 1 };
+                // Context -> (kept tokens, their counts, total of all).
+                let mut grouped: HashMap<Vec<u32>, (Vec<u32>, Vec<u32>, u32)> = HashMap::new();
+                let mut sorted: Vec<(Vec<u32>, u32)> = counts.into_iter().collect();
+                sorted.sort_unstable();
+                for (g, c) in sorted {
+                    let (context, last) = g.split_at(g.len() - 1);
+                    let (tokens, kept, total) = grouped.entry(context.to_vec()).or_default();
+                    *total += c;
+                    if c >= min {
+                        tokens.push(last[0]);
+                        kept.push(c);
+                    }
+                }
+                grouped
+                    .into_iter()
+                    .filter(|(_, (tokens, _, _))| !tokens.is_empty())
+                    .map(|(context, (tokens, kept, total))| {
+                        (context, Followers::new(tokens, kept, total, d))
+                    })
+                    .collect()
+            })
+            .collect();
+        let ngrams = tables
+            .iter()
+            .map(|t| t.values().map(|f| f.tokens.len()).sum())
+            .collect();
+        let lm = Self {
+            order,
+            vocab,
+            discounts,
+            tables,
+        };
+        let stats = NgramStats {
+            sentences: n_sentences,
+            tokens: n_tokens,
+            ngrams,
+        };
+        Ok((lm, stats))
+    }
+
+    pub fn order(&self) -> usize {
+        self.order
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.vocab
+    }
+
+    /// `log p(w | history)` for every token `w` of the vocabulary; `history` is the hypothesis
+    /// so far, BOS first (only its last `order − 1` tokens matter).
+    pub fn log_probs(&self, history: &[u32]) -> Vec<f32> {
+        let mut p = vec![1.0 / self.vocab as f32; self.vocab];
+        for n in 1..=self.order.min(history.len() + 1) {
+            let context = &history[history.len() + 1 - n..];
+            // A context unseen at this order is unseen at every higher one.
+            let Some(f) = self.tables[n - 1].get(context) else {
+                break;
+            };
+            let (d, total) = (self.discounts[n - 1], f.total as f32);
+            p.iter_mut().for_each(|x| *x *= f.backoff);
+            for (&t, &c) in f.tokens.iter().zip(&f.counts) {
+                p[t as usize] += (c as f32 - d).max(0.0) / total;
+            }
+        }
+        p.into_iter().map(f32::ln).collect()
+    }
+
+    /// Log-probability of `BOS s EOS` (natural log), and the number of tokens predicted.
+    pub fn sentence_log_prob(&self, s: &[u32], bos: u32, eos: u32) -> (f64, usize) {
+        let seq: Vec<u32> = std::iter::once(bos)
+            .chain(s.iter().copied())
+            .chain(std::iter::once(eos))
+            .collect();
+        let lp = (1..seq.len())
+            .map(|i| self.log_probs(&seq[..i])[seq[i] as usize] as f64)
+            .sum();
+        (lp, seq.len() - 1)
+    }
+
+    /// Writes the model to `path` (atomically: a temporary file renamed into place).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        for v in [VERSION, self.order as u32, self.vocab as u32] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for d in &self.discounts {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        for table in &self.tables {
+            let mut contexts: Vec<(&Vec<u32>, &Followers)> = table.iter().collect();
+            contexts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.extend_from_slice(&(contexts.len() as u32).to_le_bytes());
+            for (context, f) in contexts {
+                let k = [f.tokens.len() as u32];
+                for &t in context.iter().chain(&k).chain(&f.tokens) {
+                    out.extend_from_slice(&(t as u16).to_le_bytes());
+                }
+                for c in std::iter::once(&f.total).chain(&f.counts) {
+                    out.extend_from_slice(&c.to_le_bytes());
+                }
+            }
+        }
+        fbank::npy::write_atomic(path, &out).map_err(|e| LearnerError::io(path, e))
+    }
+
+    /// Reads a model written by [`save`](Self::save); a file that is not one is an error naming it.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bad = |m: &str| LearnerError::io(path, format!("not an n-gram model file: {m}"));
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| LearnerError::io(path, e))?;
+        if bytes.len() < 8 || &bytes[..8] != MAGIC {
+            return Err(bad("wrong magic bytes"));
+        }
+        let mut r = Fields {
+            bytes: &bytes,
+            at: 8,
+        };
+        let truncated = || bad("truncated");
+        if r.u32().ok_or_else(truncated)? != VERSION {
+            return Err(bad("unknown version"));
+        }
+        let order = r.u32().ok_or_else(truncated)? as usize;
+        let vocab = r.u32().ok_or_else(truncated)? as usize;
+        if order == 0 || vocab == 0 {
+            return Err(bad("order and vocabulary must be positive"));
+        }
+        let discounts = (0..order)
+            .map(|_| r.u32().map(f32::from_bits))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(truncated)?;
+        let mut tables = Vec::with_capacity(order);
+        for n in 1..=order {
+            let mut table = HashMap::new();
+            for _ in 0..r.u32().ok_or_else(truncated)? {
+                let context = r.u16s(n - 1).ok_or_else(truncated)?;
+                let k = r.u16s(1).ok_or_else(truncated)?[0] as usize;
+                let tokens = r.u16s(k).ok_or_else(truncated)?;
+                let total = r.u32().ok_or_else(truncated)?;
+                let counts = (0..k)
+                    .map(|_| r.u32())
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(truncated)?;
+                if tokens.iter().chain(&context).any(|&t| t as usize >= vocab) {
+                    return Err(bad("token outside the vocabulary"));
+                }
+                if total == 0 || counts.iter().sum::<u32>() > total {
+                    return Err(bad("counts do not add up"));
+                }
+                let followers = Followers::new(tokens, counts, total, discounts[n - 1]);
+                table.insert(context, followers);
+            }
+            tables.push(table);
+        }
+        Ok(Self {
+            order,
+            vocab,
+            discounts,
+            tables,
+        })
+    }
+}
+
+/// A little-endian reader over a model file's bytes; `None` past the end.
+struct Fields<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Fields<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let field = self.bytes.get(self.at..self.at + n)?;
+        self.at += n;
+        Some(field)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    /// `n` tokens stored as `u16`.
+    fn u16s(&mut self, n: usize) -> Option<Vec<u32>> {
+        let field = self.take(2 * n)?;
+        Some(
+            field
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]) as u32)
+                .collect(),
+        )
+    }
+}
+
+/// `D = n1 / (n1 + 2 n2)` from the numbers of n-grams counted once and twice (0.5 when there
+/// are none), kept in `[0.1, 0.9]`.
+fn discount<'a>(counts: impl Iterator<Item = &'a u32>) -> f32 {
+    let (mut n1, mut n2) = (0.0f32, 0.0f32);
+    for &c in counts {
+        match c {
+            1 => n1 += 1.0,
+            2 => n2 += 1.0,
+            _ => {}
+        }
+    }
+    match n1 + n2 {
+        0.0 => 0.5,
+        _ => (n1 / (n1 + 2.0 * n2)).clamp(0.1, 0.9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOS: u32 = 0;
+    const EOS: u32 = 1;
+
+    fn toy(order: usize) -> NgramLm {
+        NgramLm::train([vec![2], vec![2, 3]], 4, order, BOS, EOS, 1)
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn kneser_ney_by_hand() {
+        // `BOS 2 EOS` and `BOS 2 3 EOS`. Unigram continuation counts: 2 <- {BOS}, EOS <- {2, 3},
+        // 3 <- {2}: c = {2: 1, EOS: 2, 3: 1}, total 4, D1 = n1 / (n1 + 2 n2) = 2 / 4.
+        let lm = toy(2);
+        let p1 = |c: f32| (c - 0.5f32).max(0.0) / 4.0 + 0.5 * 3.0 / 4.0 / 4.0;
+        let unigram: Vec<f32> = lm.log_probs(&[]).into_iter().map(f32::exp).collect();
+        let expected = [p1(0.0), p1(2.0), p1(1.0), p1(1.0)];
+        for (p, e) in unigram.iter().zip(expected) {
+            assert!((p - e).abs() < 1e-6, "{unigram:?} vs {expected:?}");
+        }
+        // Bigram counts {BOS 2: 2, 2 EOS: 1, 2 3: 1, 3 EOS: 1}: D2 = 3 / 5. After `2`: EOS and 3
+        // once each, p(3 | 2) = (1 - 0.6) / 2 + 0.6 * 2 / 2 * p1(3).
+        let p = lm.log_probs(&[BOS, 2])[3].exp();
+        assert!((p - (0.2 + 0.6 * p1(1.0))).abs() < 1e-6, "{p}");
+    }
+
+    #[test]
+    fn every_distribution_sums_to_one() {
+        let sentences =
+            || (0..50u32).map(|i| (0..1 + i % 7).map(|j| 2 + (i * j + j) % 9).collect());
+        // Pruned or not.
+        for min_count in [1, 2] {
+            let (lm, stats) = NgramLm::train(sentences(), 12, 4, BOS, EOS, min_count).unwrap();
+            assert_eq!(stats.sentences, 50);
+            assert_eq!(stats.ngrams.len(), 4);
+            // Seen and unseen contexts, shorter and longer than the order.
+            for history in [
+                vec![BOS],
+                vec![BOS, 2],
+                vec![BOS, 2, 4, 6],
+                vec![BOS, 11, 11],
+            ] {
+                let sum: f32 = lm.log_probs(&history).into_iter().map(f32::exp).sum();
+                assert!((sum - 1.0).abs() < 1e-5, "{history:?}, {min_count}: {sum}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_deterministic_continuation_is_likely_and_pruning_keeps_it() {
+        let sentences = (0..20).map(|_| vec![5, 6, 7]).chain([vec![5, 8]]);
+        for min_count in [1, 2] {
+            let sentences = sentences.clone();
+            let (lm, stats) = NgramLm::train(sentences, 10, 3, BOS, EOS, min_count).unwrap();
+            let p = lm.log_probs(&[BOS, 5, 6]);
+            let best = (0..10).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+            assert_eq!(best, 7);
+            assert!(p[7].exp() > 0.8, "{}", p[7].exp());
+            // Trigrams `BOS 5 6`, `5 6 7`, `6 7 EOS` (20 times) and `BOS 5 8`, `5 8 EOS` (once
+            // each: kept at 1, pruned at 2).
+            assert_eq!(stats.ngrams[2], if min_count == 1 { 5 } else { 3 });
+        }
+    }
+
+    #[test]
+    fn saved_models_load_equal_and_other_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lm = toy(3);
+        let path = dir.path().join("lm.bin");
+        lm.save(&path).unwrap();
+        assert_eq!(NgramLm::load(&path).unwrap(), lm);
+        let bad = dir.path().join("bad.bin");
+        std::fs::write(&bad, b"not a model").unwrap();
+        let err = NgramLm::load(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.bin") && err.contains("not an n-gram model"),
+            "{err}"
+        );
+        std::fs::write(&bad, &std::fs::read(&path).unwrap()[..30]).unwrap();
+        assert!(NgramLm::load(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("truncated"));
+    }
+
+    #[test]
+    fn tokens_outside_the_vocabulary_are_refused() {
+        let err = NgramLm::train([vec![2, 9]], 4, 2, BOS, EOS, 1).unwrap_err();
+        assert!(err.to_string().contains("token 9"), "{err}");
+        assert!(NgramLm::train([vec![2]], 4, 0, BOS, EOS, 1).is_err());
+    }
+}
