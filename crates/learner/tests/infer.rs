@@ -111,7 +111,38 @@ fn files_decode_and_bad_ones_are_named_errors() {
         .to_string();
     assert!(err.contains("config.toml"), "{err}");
     std::fs::copy(run.join("config.toml"), lone.join("config.toml")).unwrap();
-    Inference::<Flex>::load(&lone, &Default::default()).unwrap();
+    let model = Inference::<Flex>::load(&lone, &Default::default()).unwrap();
+
+    // Shallow fusion: a language model over the tokenizer's pieces decodes; a missing file, one
+    // over another vocabulary and a negative weight are errors naming them.
+    let tokenizer = data::Tokenizer::load(&run.join("tokenizer.json")).unwrap();
+    let (bos, eos) = (tokenizer.bos_id(), tokenizer.eos_id());
+    let lm_over = |vocab: usize, name: &str| {
+        let sentences = [tokenizer.encode("hello world"), tokenizer.encode("hello")];
+        let sentences =
+            sentences.map(|s| s.into_iter().filter(|&t| (t as usize) < vocab).collect());
+        let (lm, _) = learner::decode::NgramLm::train(sentences, vocab, 3, bos, eos, 1).unwrap();
+        let path = d.join(name);
+        lm.save(&path).unwrap();
+        path
+    };
+    let good = lm_over(tokenizer.vocab_size(), "lm.bin");
+    let model = model.with_lm(Some(good), Some(0.5)).unwrap();
+    assert_eq!(model.config().eval.lm_weight, 0.5);
+    model.decode_file(&demo, 2).unwrap();
+    for (lm, weight, what) in [
+        (d.join("no-lm.bin"), 0.5, "no-lm.bin"),
+        (lm_over(6, "small.bin"), 0.5, "small.bin"),
+        (d.join("lm.bin"), -1.0, "lm_weight"),
+    ] {
+        let model = Inference::<Flex>::load(&lone, &Default::default()).unwrap();
+        let err = model
+            .with_lm(Some(lm), Some(weight))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(what), "{err}");
+    }
 
     // Evaluating a manifest none of whose audio exists is an error naming it, not an empty report,
     // for a checkpoint in RUN/checkpoints/ and for one in the run folder itself (where `mtla-st
