@@ -182,10 +182,7 @@ impl NgramLm {
         Ok((lm, stats))
     }
 
-    pub fn order(&self) -> usize {
-        self.order
-    }
-
+    /// The number of tokens it predicts (the tokenizer's it was counted with).
     pub fn vocab_size(&self) -> usize {
         self.vocab
     }
