@@ -27,30 +27,20 @@ pub fn decode_batch<B: Backend>(
     special: SpecialTokens,
     lm: Option<&NgramLm>,
 ) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
-    mtla::pool::awake_on::<B, _>(|| encode_and_search(model, features, frames, search, special, lm))
-}
-
-/// [`decode_batch`]'s work.
-fn encode_and_search<B: Backend>(
-    model: &SpeechModel<B>,
-    features: Tensor<B, 3>,
-    frames: &[usize],
-    search: &BeamConfig,
-    special: SpecialTokens,
-    lm: Option<&NgramLm>,
-) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
-    let encoded = model.encode(features, frames)?;
-    let longest = frames
-        .iter()
-        .map(|&f| (search.max_len_a * f as f64) as usize + search.max_len_b)
-        .max()
-        .unwrap_or(0);
-    let ctc = match search.ctc_weight > 0.0 {
-        true => Some(ctc_prefix_scorer(model, &encoded, special)?),
-        false => None,
-    };
-    let mut scorer = CachedScorer::new(model, &encoded, longest + 1)?;
-    beam_search(&mut scorer, frames, search, special, ctc.as_ref(), lm)
+    mtla::pool::awake_on::<B, _>(|| {
+        let encoded = model.encode(features, frames)?;
+        let longest = frames
+            .iter()
+            .map(|&f| (search.max_len_a * f as f64) as usize + search.max_len_b)
+            .max()
+            .unwrap_or(0);
+        let ctc = match search.ctc_weight > 0.0 {
+            true => Some(ctc_prefix_scorer(model, &encoded, special)?),
+            false => None,
+        };
+        let mut scorer = CachedScorer::new(model, &encoded, longest + 1)?;
+        beam_search(&mut scorer, frames, search, special, ctc.as_ref(), lm)
+    })
 }
 
 /// The CTC head's log-probabilities of every utterance's real frames, on the host.
