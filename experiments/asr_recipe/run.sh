@@ -7,6 +7,9 @@
 # 34k-utterance corpus (2000 updates each; README "Ablations"):
 #   OUT=runs/asr_ablations LOGS=experiments/asr_recipe/ablations CORPUS=DIR \
 #     bash experiments/asr_recipe/run.sh base vocab300 vocab1000 ctc0 ctc0.6 ctc_only ...
+# Stage 9 (README "Stage 9"), each kind's decoder on the shipped encoder; UPDATES sets max_updates:
+#   UPDATES=3000 OUT=runs/asr_stage9 LOGS=experiments/asr_recipe/stage9 \
+#     bash experiments/asr_recipe/run.sh kinds_mha kinds_mla kinds_mtla2 kinds_mtla4 kinds_mha_seed2 ...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -84,6 +87,19 @@ ablation() {
     # Stage 7: the shipped stage 6 model (6 encoder layers, its 3-best average, f16) trained on
     # with the same data and tokenizer, a fresh schedule peaking lower, at 3e-4 (README "Stage 7").
     d256_deep6_sp2) echo "$(ablation d256_sp) --set model.encoder.layers=6 --set train.lr=3e-4" ;;
+    # Stage 9, the paper's comparison at the shipped model's quality: fresh decoders of each
+    # attention kind on the shipped encoder (6 layers, frozen, its weights via encoder_init; a
+    # fresh CTC head), stage 4's decoder recipe, the same data, tokenizer and number of updates
+    # (UPDATES, default 3000), two seeds each (README "Stage 9").
+    kinds) echo "$(ablation d256_cross) --set model.encoder.layers=6
+      --set model.encoder_init=\"../models/asr/model.safetensors\" --set train.freeze_encoder=true
+      --set data.tokenizer=\"../models/asr/tokenizer.json\" --set data.speed_perturb=[0.9,1.0,1.1]
+      --set train.max_updates=${UPDATES:-3000} --set train.time_limit_minutes=0" ;;
+    kinds_mtla2) ablation kinds ;;
+    kinds_mtla4) echo "$(ablation kinds) --set model.decoder.attention.down_rate=4" ;;
+    kinds_mha) echo "$(ablation kinds) $(ablation mha)" ;;
+    kinds_mla) echo "$(ablation kinds) --set model.decoder.attention.kind=mla" ;;
+    kinds_*_seed2) echo "$(ablation "${1%_seed2}") --set train.seed=2" ;;
     # Stage 2: the shipped model (base, 29299 updates, listening) trained on with SpecAugment
     # (fairseq's LB policy: one frequency mask <= 27 bins, one time mask <= 100 frames) and a
     # fresh schedule peaking at 5e-4; its tokenizer, so the pieces stay the same.
