@@ -569,6 +569,16 @@ fn copy_2d_tiled<E: Copy>(
 ) {
     const TILE: usize = 16;
 
+    if col_stride == 1 && cols > 0 {
+        // Patched (see PATCHED.md): rows of unit-stride columns (a slice of the last axis)
+        // are copied as whole runs rather than element by element in tiles.
+        for (row, dst) in dst.chunks_exact_mut(cols).enumerate() {
+            let start = (offset + row as isize * row_stride) as usize;
+            dst.copy_from_slice(&src[start..start + cols]);
+        }
+        return;
+    }
+
     if row_stride <= col_stride {
         // row-inside-col: the inner loop walks `row_stride` (smaller).
         for col_tile in (0..cols).step_by(TILE) {

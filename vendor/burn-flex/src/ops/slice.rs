@@ -233,7 +233,11 @@ fn slice_write_impl<E: Element + bytemuck::Pod>(
     slices: &[Slice],
     source: WriteSource<'_, E>,
 ) -> FlexTensor {
-    let mut tensor = tensor.to_contiguous();
+    // Patched (see PATCHED.md): `to_contiguous` of a contiguous tensor is a second handle to
+    // the same buffer, so `storage_mut` below copied the whole buffer while `tensor` lived.
+    let contiguous = tensor.to_contiguous();
+    drop(tensor);
+    let mut tensor = contiguous;
     let dst_layout = tensor.layout().clone();
     let ndims = dst_layout.num_dims();
 
