@@ -9,15 +9,16 @@
 //! graph node each whose backward is the other form. Other backends take burn's own ops.
 
 use std::any::TypeId;
+use std::mem::MaybeUninit;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
-use burn::backend::flex::FlexTensor;
+use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::Flex;
 use burn::prelude::*;
-use burn::tensor::TensorData;
+use burn::tensor::Bytes;
 use rayon::prelude::*;
 
 use crate::cpu::{back, cast, AdFlex, AdPrimitive};
@@ -62,15 +63,22 @@ pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
 
 /// `x` `[b, h, t, d]` with any strides -> contiguous `[b, t, h * d]`, one `d`-run at a time
 /// (a view when `x` is already time-major, as the gradient of a split of a time-major
-/// activation is; burn-flex's own copy when the last axis is not unit-stride).
+/// activation is; burn-flex's own copy when the last axis is not unit-stride or the elements
+/// are not 32-bit).
 fn merge_copy(x: &FlexTensor) -> FlexTensor {
     let shape = x.layout().shape();
     let [b, h, t, d] = [shape[0], shape[1], shape[2], shape[3]];
     let strides = x.layout().strides();
     let merged = Shape::new([b, t, h * d]);
     let time_major = x.transpose(1, 2);
-    if time_major.is_contiguous() || strides[3] != 1 || strides.iter().any(|&s| s < 0) {
-        // Already laid out time-major: a view; otherwise burn-flex's own copy.
+    let size = x.dtype().size();
+    if time_major.is_contiguous()
+        || strides[3] != 1
+        || strides.iter().any(|&s| s < 0)
+        || size != size_of::<u32>()
+    {
+        // Already laid out time-major: a view; otherwise (or for dtypes other than 32-bit
+        // ones) burn-flex's own copy.
         return time_major.reshape(merged);
     }
     let [s0, s1, s2] = [
@@ -78,20 +86,36 @@ fn merge_copy(x: &FlexTensor) -> FlexTensor {
         strides[1] as usize,
         strides[2] as usize,
     ];
-    let size = x.dtype().size();
     let (src, offset, run) = (x.bytes(), x.layout().start_offset(), d * size);
-    let mut out = vec![0u8; b * t * h * run];
-    out.par_chunks_mut(h * run)
+    // 32-bit elements, so the buffer has the alignment burn-flex keeps without another copy
+    // (a `Vec<u8>` is copied once more into an aligned one), and not zero-filled: every element
+    // is written below.
+    let mut out: Vec<MaybeUninit<u32>> = Vec::with_capacity(b * t * h * d);
+    // SAFETY: `MaybeUninit` elements need no initialisation.
+    unsafe { out.set_len(b * t * h * d) };
+    out.par_chunks_mut(h * d)
         .with_min_len(64)
         .enumerate()
         .for_each(|(row, dst)| {
             let (bi, ti) = (row / t, row % t);
-            for (hi, dst) in dst.chunks_mut(run).enumerate() {
+            for (hi, dst) in dst.chunks_mut(d).enumerate() {
                 let from = (offset + bi * s0 + hi * s1 + ti * s2) * size;
-                dst.copy_from_slice(&src[from..from + run]);
+                let src = &src[from..from + run];
+                // SAFETY: `dst` holds `d` elements of `size` bytes, `run` bytes in all.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast(), run)
+                };
             }
         });
-    FlexTensor::from_data(TensorData::from_bytes_vec(out, merged, x.dtype()))
+    let mut out = std::mem::ManuallyDrop::new(out);
+    // SAFETY: same allocation, layout and length; every element was written above.
+    let out =
+        unsafe { Vec::from_raw_parts(out.as_mut_ptr().cast::<u32>(), out.len(), out.capacity()) };
+    FlexTensor::new(
+        Bytes::from_elems(out),
+        Layout::contiguous(merged),
+        x.dtype(),
+    )
 }
 
 /// The split's graph node: its gradient `[b, h, t, d]` merges back to `[b, t, h * d]`.
