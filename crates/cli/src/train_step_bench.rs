@@ -45,6 +45,10 @@ pub struct TrainStepTiming {
     pub kind: String,
     pub length: usize,
     pub ms: f64,
+    /// Median over the repetitions of this step's time over our MHA step's in the same
+    /// repetition (the cells run back to back), which drift in the machine's speed between
+    /// repetitions leaves alone; `None` without an `mha` cell.
+    pub paired_vs_mha: Option<f64>,
     /// The same layer with burn's ops for the attention core (CPU only).
     pub burn_ops_ms: Option<f64>,
     pub torch_ms: Option<f64>,
@@ -105,18 +109,19 @@ pub fn run(a: TrainStepBenchArgs) -> anyhow::Result<()> {
 fn print_table(rows: &[TrainStepTiming], env: &serde_json::Value) {
     println!("env: {env}");
     println!();
-    println!("| T | kind | fwd+bwd ms | vs our MHA | burn-ops ms | fused / burn-ops | PyTorch ms | ours / PyTorch |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| T | kind | fwd+bwd ms | vs our MHA | vs our MHA, paired | burn-ops ms | fused / burn-ops | PyTorch ms | ours / PyTorch |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let mha = rows
             .iter()
             .find(|m| m.kind == "mha" && m.length == r.length);
         println!(
-            "| {} | {} | {:.1} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
             r.length,
             r.kind,
             r.ms,
             cell(mha.map(|m| r.ms / m.ms), 2),
+            cell(r.paired_vs_mha, 2),
             cell(r.burn_ops_ms, 1),
             cell(r.burn_ops_ms.map(|b| r.ms / b), 2),
             cell(r.torch_ms, 1),
@@ -164,10 +169,16 @@ impl BackendTask for TrainStepBench<'_> {
                 let x = x.clone().require_grad();
                 B::sync(&device)?;
                 let t0 = Instant::now();
-                let y = layer.forward(x.clone(), x.clone(), pos.clone(), None)?;
-                let grads = (y * probe.clone()).sum().backward();
-                let dx = x.grad(&grads).context("the input has a gradient")?;
-                B::sync(&device)?;
+                // On a pool thread with the other kept awake, as OpenMP's threads spin between
+                // the parallel regions of the PyTorch reference: otherwise every parallel op
+                // starts with a futex wake-up and puts this thread to sleep until it ends.
+                let (dx, grads) = mtla::pool::awake_on::<B, _>(|| -> anyhow::Result<_> {
+                    let y = layer.forward(x.clone(), x.clone(), pos.clone(), None)?;
+                    let grads = (y * probe.clone()).sum().backward();
+                    let dx = x.grad(&grads).context("the input has a gradient")?;
+                    B::sync(&device)?;
+                    Ok((dx, grads))
+                })?;
                 let ms = t0.elapsed().as_secs_f64() * 1e3;
                 drop((dx, grads));
                 Ok(ms)
@@ -186,12 +197,17 @@ impl BackendTask for TrainStepBench<'_> {
                 }
             }
             mtla::attend::set_fused_parallel(true);
-            for (name, times) in a.kinds.iter().zip(times) {
+            let mha = a.kinds.iter().position(|k| k == "mha");
+            let paired = |mine: &[f64]| {
+                mha.map(|m| median(mine.iter().zip(&times[m][0]).map(|(a, b)| a / b).collect()))
+            };
+            for (name, cells) in a.kinds.iter().zip(&times) {
                 let row = TrainStepTiming {
                     kind: name.clone(),
                     length: t,
-                    ms: median(times[0].clone()),
-                    burn_ops_ms: times.get(1).map(|v| median(v.clone())),
+                    ms: median(cells[0].clone()),
+                    paired_vs_mha: paired(&cells[0]),
+                    burn_ops_ms: cells.get(1).map(|v| median(v.clone())),
                     torch_ms: None,
                 };
                 eprintln!(
