@@ -252,19 +252,29 @@ impl<B: AutodiffBackend> Run<B> {
         let label = self.valid_label.lock().expect("not poisoned").clone();
         let mut result = None;
         for (i, indices) in batches.iter().enumerate() {
-            let batch = self
-                .valid
-                .load::<B::InnerBackend>(indices, 0, &self.device)?;
-            let objective = model.objective(&batch)?;
+            // On the CPU on a pool thread with the other kept awake: a forward pass is many
+            // small parallel ops, each otherwise a wake-up of the pool and a sleep of this thread.
+            let (batch, objective, swapped) =
+                mtla::pool::awake_on::<B::InnerBackend, _>(|| -> Result<_> {
+                    let batch = self
+                        .valid
+                        .load::<B::InnerBackend>(indices, 0, &self.device)?;
+                    let objective = model.objective(&batch)?;
+                    let swapped = match swap_audio(&batch) {
+                        Some(swapped) => Some(model.objective(&swapped)?),
+                        None => None,
+                    };
+                    Ok((batch, objective, swapped))
+                })?;
             loss += scalar(objective.loss.clone());
             correct += objective.sums.correct.clone().into_scalar().elem::<f64>();
             if let Some(c) = objective.ctc.clone() {
                 *ctc.get_or_insert(0.0) += scalar(c);
             }
             tokens += batch.ntokens;
-            if let Some(swapped) = swap_audio(&batch) {
+            if let Some(swapped) = swapped {
                 real_nll += scalar(objective.sums.nll.clone());
-                swapped_nll += scalar(model.objective(&swapped)?.sums.nll);
+                swapped_nll += scalar(swapped.sums.nll);
                 swapped_tokens += batch.ntokens;
             }
             if let Some(lp) = objective.ctc_log_probs.clone() {
