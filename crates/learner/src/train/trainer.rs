@@ -363,7 +363,8 @@ impl<B: AutodiffBackend> Run<B> {
     /// gradients brought back to the main device. Each part's loss is divided by `divisor`, the
     /// whole update's target tokens (over the loss scale in f16), so the summed gradients are
     /// those of the unsplit batch. Part `k`'s thread draws its CPU dropout masks from
-    /// `mix(stream_seed, k)`, so the masks do not depend on the threads' timing.
+    /// `mix(stream_seed, k)` (a whole batch is part 0), so the masks do not depend on the
+    /// threads' timing.
     ///
     /// Each part runs inside its own one-thread rayon pool, so the CPU backend's parallel ops
     /// within a part run on that part's thread. From a plain thread every such op was handed to
@@ -381,13 +382,14 @@ impl<B: AutodiffBackend> Run<B> {
             .chunks(indices.len().div_ceil(self.devices.len()).max(1))
             .collect();
         if parts.len() == 1 {
-            return Ok(vec![self.shard(
-                model,
-                indices,
-                epoch,
-                &self.device,
-                divisor,
-            )?]);
+            // On the CPU on a pool thread with the other kept awake (with one thread: on the
+            // pool's only thread), so that each parallel op is not a wake-up of the pool and a
+            // sleep of this thread; its masks drawn as part 0's.
+            let shard = mtla::pool::awake_on::<B, _>(|| {
+                mtla::dropout::seed(mix(stream_seed, 0));
+                self.shard(model, indices, epoch, &self.device, divisor)
+            })?;
+            return Ok(vec![shard]);
         }
         let pools = self.part_pools.get_or_init(|| {
             (0..self.devices.len())
@@ -561,7 +563,6 @@ impl<B: AutodiffBackend> Run<B> {
                 for device in &self.devices {
                     B::seed(device, update_seed);
                 }
-                mtla::dropout::seed(update_seed);
                 let loss_scale = state.loss_scaler.map_or(1.0, |s| s.scale);
                 for (i, indices) in batches.iter().enumerate().take(end).skip(first) {
                     let divisor = group_tokens / loss_scale;
