@@ -260,10 +260,9 @@ impl<B: AutodiffBackend> Run<B> {
                         .valid
                         .load::<B::InnerBackend>(indices, 0, &self.device)?;
                     let objective = model.objective(&batch)?;
-                    let swapped = match swap_audio(&batch) {
-                        Some(swapped) => Some(model.objective(&swapped)?),
-                        None => None,
-                    };
+                    let swapped = swap_audio(&batch)
+                        .map(|swapped| model.objective(&swapped))
+                        .transpose()?;
                     Ok((batch, objective, swapped))
                 })?;
             loss += scalar(objective.loss.clone());
