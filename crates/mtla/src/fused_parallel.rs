@@ -22,7 +22,7 @@
 //! `S = (q kᵀ + q_R k_Rᵀ) · scale` with one `k_R` per token shared by all heads: it is a second
 //! product accumulated into the same scores, so neither `[q ‖ q_R]` nor `[k ‖ k_R]` (with `k_R`
 //! repeated per head) is ever built; backward, `dq_R = scale · dS k_R` and
-//! `dk_R = scale · Σ_heads dSᵀ q_R`.
+//! `dk_R = scale · Σ_heads dSᵀ q_R`, written column-major (see [`Grad`]) and transposed per pair.
 //!
 //! Used by [`grouped_attention`](crate::attend::grouped_attention) and
 //! [`decoupled_rope_attention`](crate::attend::decoupled_rope_attention) on the CPU backend for
@@ -217,7 +217,55 @@ impl Mat {
     }
 }
 
-/// `dst[m × n]` (row-major, `ld` apart) `= beta · lhs · rhs`, or `+=` when `accumulate`.
+/// Where [`matmul`] writes: its first element and row/column strides (in elements).
+#[derive(Clone, Copy)]
+struct Dst {
+    ptr: *mut f32,
+    rs: isize,
+    cs: isize,
+}
+
+impl Dst {
+    /// Row-major, rows `ld` apart.
+    fn rows(ptr: *mut f32, ld: usize) -> Self {
+        Self {
+            ptr,
+            rs: ld as isize,
+            cs: 1,
+        }
+    }
+}
+
+/// A pair's gradient of `d` channels per row (query or key), row-major, or column-major with
+/// columns `ld` apart. gemm walks a row-major destination transposed, `d` becoming its rows:
+/// the RoPE part's 32 channels would run on its half-width (32-row) kernel, while the column-
+/// major transpose runs its rows (queries of a block, keys of a run) on the full-width one.
+#[derive(Clone, Copy)]
+struct Grad {
+    ptr: *mut f32,
+    d: usize,
+    column_major: Option<usize>,
+}
+
+impl Grad {
+    /// Rows `first`, `first + stride`, … as a destination.
+    fn rows_from(self, first: usize, stride: usize) -> Dst {
+        match self.column_major {
+            None => Dst {
+                ptr: self.ptr.wrapping_add(first * self.d),
+                rs: (stride * self.d) as isize,
+                cs: 1,
+            },
+            Some(ld) => Dst {
+                ptr: self.ptr.wrapping_add(first),
+                rs: stride as isize,
+                cs: ld as isize,
+            },
+        }
+    }
+}
+
+/// `dst[m × n] = beta · lhs · rhs`, or `+=` when `accumulate`.
 ///
 /// # Safety
 /// The operands must address `m × k`, `k × n` and `m × n` valid elements with the strides given.
@@ -226,8 +274,7 @@ unsafe fn matmul(
     m: usize,
     n: usize,
     k: usize,
-    dst: *mut f32,
-    ld: usize,
+    dst: Dst,
     accumulate: bool,
     lhs: Mat,
     rhs: Mat,
@@ -239,9 +286,9 @@ unsafe fn matmul(
             m,
             n,
             k,
-            dst,
-            1,
-            ld as isize,
+            dst.ptr,
+            dst.cs,
+            dst.rs,
             accumulate,
             lhs.ptr,
             lhs.cs,
@@ -440,8 +487,7 @@ impl Fused {
                         m,
                         run.len,
                         d,
-                        s[at..].as_mut_ptr(),
-                        seen,
+                        Dst::rows(s[at..].as_mut_ptr(), seen),
                         i > 0,
                         q.rows_from(block.start),
                         k_t.run_cols(run),
@@ -505,8 +551,7 @@ impl Fused {
                                         block.len,
                                         d_v,
                                         run.len,
-                                        out[first * d_v..].as_mut_ptr(),
-                                        d_v,
+                                        Dst::rows(out[first * d_v..].as_mut_ptr(), d_v),
                                         i > 0,
                                         lhs.cols_from(at),
                                         v.run_rows(run),
@@ -532,26 +577,31 @@ impl Fused {
         let pairs = self.batch * self.kv_heads;
         // Usually a view (the gradient of the heads' merge), read in place.
         let d_out = usable(d_out).expect("the output's gradient is f32");
-        // Per pair, `dq_R` of its query heads then its share of `dk_R` (summed over pairs below).
-        let rope_len = ((rows + keys) * d_r).max(1);
-        let (mut dq, mut dk, mut dv, mut d_rope) = (
+        // Per pair, `dq_R` of its query heads and its share of `dk_R` (summed over pairs below).
+        // (One unused element per pair without a RoPE part, so that every pair has a chunk.)
+        let rope_len = |n: usize| (n * d_r).max(1);
+        let (mut dq, mut dk, mut dv, mut dq_r, mut dk_r) = (
             vec![0.0f32; pairs * rows * d_k],
             vec![0.0f32; pairs * keys * d_k],
             vec![0.0f32; pairs * keys * d_v],
-            vec![0.0f32; pairs * rope_len],
+            vec![0.0f32; pairs * rope_len(rows)],
+            vec![0.0f32; pairs * rope_len(keys)],
         );
         let parallelism = self.parallelism();
         dq.par_chunks_mut(rows * d_k)
             .zip(dk.par_chunks_mut(keys * d_k))
             .zip(dv.par_chunks_mut(keys * d_v))
-            .zip(d_rope.par_chunks_mut(rope_len))
+            .zip(dq_r.par_chunks_mut(rope_len(rows)))
+            .zip(dk_r.par_chunks_mut(rope_len(keys)))
             .enumerate()
             .for_each_init(
                 || {
                     let buffers = (Vec::new(), Vec::new(), Vec::new());
-                    (buffers, KeysT::default(), Transposed::default())
+                    let rope_t = (Vec::new(), Vec::new());
+                    (buffers, KeysT::default(), Transposed::default(), rope_t)
                 },
-                |((p, dropped, ds), keys_t, values_t), (pair, (((dq, dk), dv), d_rope))| {
+                |((p, dropped, ds), keys_t, values_t, (dq_r_t, dk_r_t)),
+                 (pair, ((((dq, dk), dv), dq_r), dk_r))| {
                     let (b, kv_head) = (pair / self.kv_heads, pair % self.kv_heads);
                     let norms = &norms[pair * rows..(pair + 1) * rows];
                     let k = Self::operand(&self.k, b, kv_head);
@@ -559,7 +609,10 @@ impl Fused {
                     self.keys_t(b, kv_head, keys_t);
                     values_t.fill(keys, d_v, Self::operand(&self.v, b, kv_head));
                     let v_t = values_t.mat();
-                    let (dq_r, dk_r) = d_rope.split_at_mut(rows * d_r);
+                    // The RoPE part's gradients, column-major (see [`Grad`]), transposed below.
+                    dq_r_t.resize(rows * d_r, 0.0);
+                    dk_r_t.clear();
+                    dk_r_t.resize(keys * d_r, 0.0);
                     for g in 0..self.group() {
                         let head = kv_head * self.group() + g;
                         let q = Self::operand(&self.q, b, head);
@@ -593,8 +646,7 @@ impl Fused {
                                         m,
                                         run.len,
                                         d_v,
-                                        ds[at..].as_mut_ptr(),
-                                        seen,
+                                        Dst::rows(ds[at..].as_mut_ptr(), seen),
                                         false,
                                         d_o,
                                         v_t.run_cols(run),
@@ -605,8 +657,10 @@ impl Fused {
                                         run.len,
                                         d_v,
                                         m,
-                                        dv[run.first * d_v..].as_mut_ptr(),
-                                        run.stride * d_v,
+                                        Dst::rows(
+                                            dv[run.first * d_v..].as_mut_ptr(),
+                                            run.stride * d_v,
+                                        ),
                                         true,
                                         cols_of(pd).rows_from(at),
                                         d_o,
@@ -626,19 +680,39 @@ impl Fused {
                             }
                             // dq = scale · dS k, dk += scale · dSᵀ q (and the same for the
                             // RoPE part).
-                            let mut grads = vec![(dq.as_mut_ptr(), dk.as_mut_ptr(), d_k, q, k)];
+                            let row_major = |ptr, d| Grad {
+                                ptr,
+                                d,
+                                column_major: None,
+                            };
+                            let mut grads = vec![(
+                                row_major(dq.as_mut_ptr(), d_k),
+                                row_major(dk.as_mut_ptr(), d_k),
+                                q,
+                                k,
+                            )];
                             if let Some((q_r, k_r)) = rope {
-                                grads.push((dq_r.as_mut_ptr(), dk_r.as_mut_ptr(), d_r, q_r, k_r));
+                                let column_major = |ptr, ld| Grad {
+                                    ptr,
+                                    d: d_r,
+                                    column_major: Some(ld),
+                                };
+                                grads.push((
+                                    column_major(dq_r_t.as_mut_ptr(), rows),
+                                    column_major(dk_r_t.as_mut_ptr(), keys),
+                                    q_r,
+                                    k_r,
+                                ));
                             }
-                            for (dq, dk, d, q, k) in grads {
+                            for (dq, dk, q, k) in grads {
+                                let d = dq.d;
                                 for (i, (at, run)) in block.columns().enumerate() {
                                     unsafe {
                                         matmul(
                                             m,
                                             d,
                                             run.len,
-                                            dq.add(first * d),
-                                            d,
+                                            dq.rows_from(first, 1),
                                             i > 0,
                                             rows_of(ds).cols_from(at),
                                             k.run_rows(run),
@@ -649,8 +723,7 @@ impl Fused {
                                             run.len,
                                             d,
                                             m,
-                                            dk.add(run.first * d),
-                                            run.stride * d,
+                                            dk.rows_from(run.first, run.stride),
                                             true,
                                             cols_of(ds).rows_from(at),
                                             q.rows_from(block.start),
@@ -661,6 +734,10 @@ impl Fused {
                                 }
                             }
                         }
+                    }
+                    if d_r > 0 {
+                        columns_to_rows(dq_r_t, rows, dq_r);
+                        columns_to_rows(dk_r_t, keys, dk_r);
                     }
                 },
             );
@@ -675,21 +752,30 @@ impl Fused {
         if let Some(r) = &self.rope {
             // Pair (b, kv_head) adds its dk_R into RoPE head kv_head / (kv_heads / heads_R).
             let per_rope_head = self.kv_heads / r.heads;
-            let mut dq_r = Vec::with_capacity(pairs * rows * d_r);
-            let mut dk_r = vec![0.0f32; self.batch * r.heads * keys * d_r];
-            for (pair, chunk) in d_rope.chunks(rope_len).enumerate() {
-                let (q_part, k_part) = chunk.split_at(rows * d_r);
-                dq_r.extend_from_slice(q_part);
-                let row = pair / per_rope_head;
-                dk_r[row * keys * d_r..][..keys * d_r]
-                    .iter_mut()
-                    .zip(k_part)
-                    .for_each(|(a, b)| *a += b);
+            if per_rope_head > 1 {
+                let mut sum = vec![0.0f32; self.batch * r.heads * keys * d_r];
+                sum.par_chunks_mut(keys * d_r)
+                    .zip(dk_r.par_chunks(per_rope_head * keys * d_r))
+                    .for_each(|(sum, parts)| {
+                        for part in parts.chunks(keys * d_r) {
+                            sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+                        }
+                    });
+                dk_r = sum;
             }
             out.push(tensor(dq_r, [self.batch, self.heads, self.queries, d_r]));
             out.push(tensor(dk_r, [self.batch, r.heads, keys, d_r]));
         }
         out
+    }
+}
+
+/// `dst` (`n` rows of `dst.len() / n` channels, row-major) from its column-major transpose `src`.
+fn columns_to_rows(src: &[f32], n: usize, dst: &mut [f32]) {
+    for (i, row) in dst.chunks_mut(dst.len() / n).enumerate() {
+        for (c, x) in row.iter_mut().enumerate() {
+            *x = src[c * n + i];
+        }
     }
 }
 
