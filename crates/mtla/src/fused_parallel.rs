@@ -992,8 +992,8 @@ fn strided(rows: &[&[f32]], own: usize, seen: usize) -> Option<Vec<Run>> {
 
 /// Fewest keys a block's strided runs must skip to be taken: each run is a product call of its
 /// own, with strided operands to pack. At the paper's dims and T 256 (32-96 keys skipped per
-/// block) they pay now that the copies around the products are gone (128 before): the layer
-/// step 1.19-1.22x -> 1.11-1.13x our MHA's (`mtla-st bench attention-train`, alternating rounds).
+/// block) they pay on the current code (128 before, see item 34 of the training-speed README):
+/// the layer step 1.19-1.22x -> 1.11-1.13x our MHA's (`mtla-st bench attention-train`).
 const MIN_SKIPPED: usize = 32;
 
 /// The fused call's graph node, with parents `q`, `k`, `v` (`N` = 3) and `q_R`, `k_R` (`N` = 5).
