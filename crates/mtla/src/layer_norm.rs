@@ -73,22 +73,30 @@ pub(crate) fn epsilon() -> f32 {
 /// A row's mean `μ` and inverse deviation `1 / sqrt(σ² + ε)`.
 pub(crate) fn moments(x: &[f32], epsilon: f32) -> (f32, f32) {
     let d = x.len();
-    let mean = lane_sum(d, |c| x[c]) / d as f32;
-    let var = lane_sum(d, |c| (x[c] - mean) * (x[c] - mean)) / d as f32;
+    let mean = lane_sum(x, x, |x, _| x) / d as f32;
+    let var = lane_sum(x, x, |x, _| (x - mean) * (x - mean)) / d as f32;
     (mean, 1.0 / (var + epsilon).sqrt())
 }
 
-/// `Σ_{c < n} f(c)` in [`LANES`] interleaved partial sums, which the compiler keeps in vector
-/// registers (one running sum would be a chain of dependent scalar additions).
-fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
+/// `Σ_c f(a_c, b_c)` over two rows of one length, in [`LANES`] interleaved partial sums, which
+/// the compiler keeps in vector registers (one running sum would be a chain of dependent scalar
+/// additions). Whole lanes are walked as fixed-size chunks: no bounds checks, so the loop
+/// vectorises.
+fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut lanes = [0.0f32; LANES];
-    let full = n / LANES * LANES;
-    for base in (0..full).step_by(LANES) {
-        for (l, lane) in lanes.iter_mut().enumerate() {
-            *lane += f(base + l);
+    let (a_lanes, b_lanes) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_lanes
+        .remainder()
+        .iter()
+        .zip(b_lanes.remainder())
+        .map(|(&a, &b)| f(a, b))
+        .sum();
+    for (a, b) in a_lanes.zip(b_lanes) {
+        for ((lane, &a), &b) in lanes.iter_mut().zip(a).zip(b) {
+            *lane += f(a, b);
         }
     }
-    lanes.iter().sum::<f32>() + (full..n).map(f).sum::<f32>()
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// Partial sums of [`lane_sum`]: one AVX-512 register of f32.
@@ -140,9 +148,10 @@ impl Normalized {
                 {
                     let mean;
                     (mean, *inv) = moments(x, epsilon);
-                    for c in 0..d {
-                        x_hat[c] = (x[c] - mean) * *inv;
-                        y[c] = x_hat[c] * gamma[c] + beta[c];
+                    let rows = x_hat.iter_mut().zip(y.iter_mut()).zip(x);
+                    for (((x_hat, y), &x), (&g, &b)) in rows.zip(gamma.iter().zip(&beta)) {
+                        *x_hat = (x - mean) * *inv;
+                        *y = *x_hat * g + b;
                     }
                 }
             });
@@ -171,21 +180,25 @@ impl Normalized {
             .zip(self.inv_std.par_chunks(ROWS_PER_TASK))
             .map(|(((dx, dy), x_hat), inv_std)| {
                 let (mut d_gamma, mut d_beta) = (vec![0.0f32; d], vec![0.0f32; d]);
+                let mut g = vec![0.0f32; d];
                 for (((dx, dy), x_hat), inv) in dx
                     .chunks_mut(d)
                     .zip(dy.chunks(d))
                     .zip(x_hat.chunks(d))
                     .zip(inv_std)
                 {
-                    let mean_g = lane_sum(d, |c| dy[c] * self.gamma[c]) / d as f32;
-                    let mean_gx = lane_sum(d, |c| dy[c] * self.gamma[c] * x_hat[c]) / d as f32;
-                    for c in 0..d {
-                        d_gamma[c] += dy[c] * x_hat[c];
-                        d_beta[c] += dy[c];
+                    for ((g, &dy), &gamma) in g.iter_mut().zip(dy).zip(self.gamma.iter()) {
+                        *g = dy * gamma;
                     }
-                    for c in 0..d {
-                        let g = dy[c] * self.gamma[c];
-                        dx[c] = (g - mean_g - x_hat[c] * mean_gx) * inv;
+                    let mean_g = lane_sum(&g, &g, |g, _| g) / d as f32;
+                    let mean_gx = lane_sum(&g, x_hat, |g, x_hat| g * x_hat) / d as f32;
+                    let sums = d_gamma.iter_mut().zip(d_beta.iter_mut());
+                    for ((d_gamma, d_beta), (&dy, &x_hat)) in sums.zip(dy.iter().zip(x_hat)) {
+                        *d_gamma += dy * x_hat;
+                        *d_beta += dy;
+                    }
+                    for ((dx, &g), &x_hat) in dx.iter_mut().zip(&g).zip(x_hat) {
+                        *dx = (g - mean_g - x_hat * mean_gx) * inv;
                     }
                 }
                 (d_gamma, d_beta)
