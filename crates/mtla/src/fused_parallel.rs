@@ -251,11 +251,7 @@ impl Grad {
     /// Rows `first`, `first + stride`, … as a destination.
     fn rows_from(self, first: usize, stride: usize) -> Dst {
         match self.column_major {
-            None => Dst {
-                ptr: self.ptr.wrapping_add(first * self.d),
-                rs: (stride * self.d) as isize,
-                cs: 1,
-            },
+            None => Dst::rows(self.ptr.wrapping_add(first * self.d), stride * self.d),
             Some(ld) => Dst {
                 ptr: self.ptr.wrapping_add(first),
                 rs: stride as isize,
