@@ -1,11 +1,13 @@
-//! `mtla-st lm --tokenizer JSON --manifest TSV [--asr] --order N --out FILE [--valid TSV]`: an
-//! n-gram language model over a model's pieces, counted from a manifest's transcripts (`--asr`)
-//! or translations, for shallow fusion in the beam search (`eval.lm`, `eval.lm_weight`).
+//! `mtla-st lm --tokenizer JSON --manifest TSV [--text TXT] [--asr] --order N --out FILE [--valid TSV]`:
+//! an n-gram language model over a model's pieces, counted from a manifest's transcripts
+//! (`--asr`) or translations and from plain text (one sentence per line, such as `mtla-st
+//! corpus lm-text` writes), for shallow fusion in the beam search (`eval.lm`, `eval.lm_weight`).
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use data::{BadRows, Manifest, ManifestRow, Tokenizer};
-use learner::decode::NgramLm;
+use learner::decode::{NgramLm, Pruning};
 
 #[derive(Debug, clap::Args)]
 pub struct LmArgs {
@@ -13,8 +15,12 @@ pub struct LmArgs {
     #[arg(long)]
     pub tokenizer: PathBuf,
     /// Training text: fairseq S2T TSV manifests (the training set only: never dev or test).
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "text")]
     pub manifest: Vec<PathBuf>,
+    /// More training text: plain UTF-8, one sentence per line, blank lines skipped (never a
+    /// dev or test sentence).
+    #[arg(long)]
+    pub text: Vec<PathBuf>,
     /// Count the transcripts (`src_text`, for ASR) instead of the translations (`tgt_text`).
     #[arg(long)]
     pub asr: bool,
@@ -24,6 +30,10 @@ pub struct LmArgs {
     /// Drop highest-order n-grams seen fewer times than this (a smaller file; 1 keeps all).
     #[arg(long, default_value_t = 1)]
     pub min_count: u32,
+    /// Apply `--min-count` from this order up instead of at the highest order only (lower
+    /// orders hold most of a long model's n-grams).
+    #[arg(long)]
+    pub prune_from: Option<usize>,
     /// A manifest to report the model's perplexity on (a dev set).
     #[arg(long)]
     pub valid: Option<PathBuf>,
@@ -48,6 +58,18 @@ fn texts(path: &Path, asr: bool) -> anyhow::Result<Vec<String>> {
     manifest.rows.iter().map(text).collect()
 }
 
+/// The non-blank lines of a plain text file.
+fn lines(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the training text {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
 /// Runs `mtla-st lm`.
 pub fn run(args: LmArgs) -> anyhow::Result<()> {
     let tokenizer = Tokenizer::load(&args.tokenizer)?;
@@ -56,18 +78,26 @@ pub fn run(args: LmArgs) -> anyhow::Result<()> {
     for path in &args.manifest {
         sentences.extend(texts(path, args.asr)?.iter().map(|t| tokenizer.encode(t)));
     }
+    for path in &args.text {
+        sentences.extend(lines(path)?.iter().map(|t| tokenizer.encode(t)));
+    }
     anyhow::ensure!(
         !sentences.is_empty(),
-        "no text to count in {:?}",
-        args.manifest
+        "no text to count in {:?} {:?}",
+        args.manifest,
+        args.text
     );
+    let pruning = Pruning {
+        min_count: args.min_count,
+        from_order: args.prune_from.unwrap_or(args.order),
+    };
     let (lm, stats) = NgramLm::train(
         sentences,
         tokenizer.vocab_size(),
         args.order,
         bos,
         eos,
-        args.min_count,
+        pruning,
     )?;
     lm.save(&args.out)?;
     let bytes = std::fs::metadata(&args.out).map_or(0, |m| m.len());

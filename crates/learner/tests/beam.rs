@@ -7,8 +7,8 @@ use std::path::Path;
 
 use burn::prelude::*;
 use learner::decode::{
-    beam_search, decode_batch, BeamConfig, CachedScorer, CtcPrefixScorer, NgramLm, RecomputeScorer,
-    SpecialTokens,
+    beam_search, decode_batch, BeamConfig, CachedScorer, CtcPrefixScorer, NgramLm, Pruning,
+    RecomputeScorer, SpecialTokens,
 };
 use mtla::AttentionKind;
 use st_model::{DecoderStyle, ModelConfig, SpeechModel};
@@ -207,7 +207,8 @@ fn shallow_fusion_follows_a_confident_language_model() {
     let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
     let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
     let sentences = (0..50).map(|_| vec![7, 8, 9]);
-    let (lm, _) = NgramLm::train(sentences, 40, 3, SPECIAL.bos, SPECIAL.eos, 1).unwrap();
+    let (lm, _) =
+        NgramLm::train(sentences, 40, 3, SPECIAL.bos, SPECIAL.eos, Pruning::NONE).unwrap();
     let run = |lm_weight, lm: Option<&NgramLm>| {
         let search = BeamConfig {
             beam: 3,

@@ -121,7 +121,15 @@ fn files_decode_and_bad_ones_are_named_errors() {
         let sentences = [tokenizer.encode("hello world"), tokenizer.encode("hello")];
         let sentences =
             sentences.map(|s| s.into_iter().filter(|&t| (t as usize) < vocab).collect());
-        let (lm, _) = learner::decode::NgramLm::train(sentences, vocab, 3, bos, eos, 1).unwrap();
+        let (lm, _) = learner::decode::NgramLm::train(
+            sentences,
+            vocab,
+            3,
+            bos,
+            eos,
+            learner::decode::Pruning::NONE,
+        )
+        .unwrap();
         let path = d.join(name);
         lm.save(&path).unwrap();
         path

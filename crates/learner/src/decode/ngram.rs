@@ -63,6 +63,33 @@ pub struct NgramLm {
     tables: Vec<HashMap<Vec<u32>, Followers>>,
 }
 
+/// Which counted n-grams [`NgramLm::train`] drops (KenLM's `--prune`): those of order
+/// `from_order` and above seen fewer than `min_count` times (raw counts at the highest order,
+/// continuation counts below it). Their probability mass goes to the lower order, so every
+/// distribution still sums to 1; a smaller file at a small cost in perplexity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruning {
+    pub min_count: u32,
+    pub from_order: usize,
+}
+
+impl Pruning {
+    /// Keep every n-gram.
+    pub const NONE: Self = Self {
+        min_count: 1,
+        from_order: usize::MAX,
+    };
+
+    /// The threshold at order `n`.
+    fn min_count(self, n: usize) -> u32 {
+        if n >= self.from_order {
+            self.min_count.max(1)
+        } else {
+            1
+        }
+    }
+}
+
 /// What [`NgramLm::train`] counted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NgramStats {
@@ -75,16 +102,14 @@ pub struct NgramStats {
 
 impl NgramLm {
     /// Counts `sentences` (token ids without BOS/EOS; each is scored as `BOS s EOS`) into a
-    /// model of `order` ≥ 1 over `vocab` tokens. Highest-order n-grams seen fewer than
-    /// `min_count` times are dropped after counting (a smaller file; 1 keeps all); their
-    /// probability mass goes to the lower order.
+    /// model of `order` ≥ 1 over `vocab` tokens, then drops what `pruning` names.
     pub fn train(
         sentences: impl IntoIterator<Item = Vec<u32>>,
         vocab: usize,
         order: usize,
         bos: u32,
         eos: u32,
-        min_count: u32,
+        pruning: Pruning,
     ) -> Result<(Self, NgramStats)> {
         if order == 0 || vocab > u16::MAX as usize {
             return Err(LearnerError::Config(format!(
@@ -141,7 +166,7 @@ impl NgramLm {
             .zip(&discounts)
             .enumerate()
             .map(|(i, (counts, &d))| {
-                let min = if i + 1 == order { min_count.max(1) } else { 1 };
+                let min = pruning.min_count(i + 1);
                 // Context -> (kept tokens, their counts, total of all).
                 let mut grouped: HashMap<Vec<u32>, (Vec<u32>, Vec<u32>, u32)> = HashMap::new();
                 let mut sorted: Vec<(Vec<u32>, u32)> = counts.into_iter().collect();
@@ -193,9 +218,10 @@ impl NgramLm {
         let mut p = vec![1.0 / self.vocab as f32; self.vocab];
         for n in 1..=self.order.min(history.len() + 1) {
             let context = &history[history.len() + 1 - n..];
-            // A context unseen at this order is unseen at every higher one.
+            // A context without kept followers leaves the lower order's distribution as it is
+            // (a higher order may still know the longer context when this one was pruned).
             let Some(f) = self.tables[n - 1].get(context) else {
-                break;
+                continue;
             };
             let (d, total) = (self.discounts[n - 1], f.total as f32);
             p.iter_mut().for_each(|x| *x *= f.backoff);
@@ -358,7 +384,7 @@ mod tests {
     const EOS: u32 = 1;
 
     fn toy(order: usize) -> NgramLm {
-        NgramLm::train([vec![2], vec![2, 3]], 4, order, BOS, EOS, 1)
+        NgramLm::train([vec![2], vec![2, 3]], 4, order, BOS, EOS, Pruning::NONE)
             .unwrap()
             .0
     }
@@ -384,9 +410,15 @@ mod tests {
     fn every_distribution_sums_to_one() {
         let sentences =
             || (0..50u32).map(|i| (0..1 + i % 7).map(|j| 2 + (i * j + j) % 9).collect());
-        // Pruned or not.
-        for min_count in [1, 2] {
-            let (lm, stats) = NgramLm::train(sentences(), 12, 4, BOS, EOS, min_count).unwrap();
+        // Pruned or not, at the highest order or from the second.
+        let prunings = [1, 2].into_iter().flat_map(|min_count| {
+            [2, 4].map(|from_order| Pruning {
+                min_count,
+                from_order,
+            })
+        });
+        for pruning in prunings {
+            let (lm, stats) = NgramLm::train(sentences(), 12, 4, BOS, EOS, pruning).unwrap();
             assert_eq!(stats.sentences, 50);
             assert_eq!(stats.ngrams.len(), 4);
             // Seen and unseen contexts, shorter and longer than the order.
@@ -397,7 +429,7 @@ mod tests {
                 vec![BOS, 11, 11],
             ] {
                 let sum: f32 = lm.log_probs(&history).into_iter().map(f32::exp).sum();
-                assert!((sum - 1.0).abs() < 1e-5, "{history:?}, {min_count}: {sum}");
+                assert!((sum - 1.0).abs() < 1e-5, "{history:?}, {pruning:?}: {sum}");
             }
         }
     }
@@ -405,16 +437,25 @@ mod tests {
     #[test]
     fn a_deterministic_continuation_is_likely_and_pruning_keeps_it() {
         let sentences = (0..20).map(|_| vec![5, 6, 7]).chain([vec![5, 8]]);
-        for min_count in [1, 2] {
+        // Pruned from the bigrams, `6 7` (one left extension) goes while `5 6 7` (20 times)
+        // stays: the longer context must still be found without the shorter one.
+        for (min_count, from_order) in [(1, 3), (2, 3), (2, 2)] {
             let sentences = sentences.clone();
-            let (lm, stats) = NgramLm::train(sentences, 10, 3, BOS, EOS, min_count).unwrap();
+            let pruning = Pruning {
+                min_count,
+                from_order,
+            };
+            let (lm, stats) = NgramLm::train(sentences, 10, 3, BOS, EOS, pruning).unwrap();
             let p = lm.log_probs(&[BOS, 5, 6]);
             let best = (0..10).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
-            assert_eq!(best, 7);
-            assert!(p[7].exp() > 0.8, "{}", p[7].exp());
+            assert_eq!(best, 7, "{pruning:?}");
+            assert!(p[7].exp() > 0.8, "{pruning:?}: {}", p[7].exp());
             // Trigrams `BOS 5 6`, `5 6 7`, `6 7 EOS` (20 times) and `BOS 5 8`, `5 8 EOS` (once
             // each: kept at 1, pruned at 2).
             assert_eq!(stats.ngrams[2], if min_count == 1 { 5 } else { 3 });
+            if from_order == 2 {
+                assert!(!lm.tables[1].contains_key(&vec![6]), "context `6` pruned");
+            }
         }
     }
 
@@ -441,8 +482,8 @@ mod tests {
 
     #[test]
     fn tokens_outside_the_vocabulary_are_refused() {
-        let err = NgramLm::train([vec![2, 9]], 4, 2, BOS, EOS, 1).unwrap_err();
+        let err = NgramLm::train([vec![2, 9]], 4, 2, BOS, EOS, Pruning::NONE).unwrap_err();
         assert!(err.to_string().contains("token 9"), "{err}");
-        assert!(NgramLm::train([vec![2]], 4, 0, BOS, EOS, 1).is_err());
+        assert!(NgramLm::train([vec![2]], 4, 0, BOS, EOS, Pruning::NONE).is_err());
     }
 }
