@@ -1,11 +1,14 @@
 //! `mtla-st corpus build`: the offline English-speech -> German-text corpus from Debian packages
 //! (gettext catalogs and the Ding dictionary for German, Debian TTS engines for English speech),
-//! written as fairseq S2T manifests. Rerunning completes an interrupted build.
+//! written as fairseq S2T manifests. Rerunning completes an interrupted build. `mtla-st corpus
+//! lm-text`: the English text of the same packages for a transcript language model.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use data::corpus::{build_corpus, AudioFormat, CorpusOptions, Engine, Selection};
+use data::corpus::{
+    build_corpus, debian, lm_text, write_lm_text, AudioFormat, CorpusOptions, Engine, Selection,
+};
 
 use crate::prepare_cmd::print_issues;
 
@@ -14,6 +17,35 @@ pub enum CorpusCommand {
     /// Download packages, extract and filter the parallel text, synthesise speech, write
     /// <out>/{train,dev,test}.tsv and <out>/audio/.
     Build(CorpusBuildArgs),
+    /// Write the train-split English sentences of the corpus's packages (every catalog message,
+    /// translated or not, and the Ding dictionary's), one per line, for `mtla-st lm --text`: a
+    /// dev or test sentence never gets in.
+    LmText(CorpusLmTextArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CorpusLmTextArgs {
+    /// The text file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Work directory, as for `corpus build` (packages are downloaded and unpacked there unless
+    /// they already are).
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+    /// Package tiers, as for `corpus build`.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub tiers: Vec<u8>,
+}
+
+/// `--work`, or `$HOME/.cache/mtla-st/debian-en-de`.
+fn work_dir(work: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match work {
+        Some(w) => Ok(w.clone()),
+        None => Ok(std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .context("no $HOME for the default --work directory; pass --work")?
+            .join(".cache/mtla-st/debian-en-de")),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,13 +136,7 @@ impl CorpusBuildArgs {
 pub fn run(cmd: CorpusCommand) -> anyhow::Result<()> {
     match cmd {
         CorpusCommand::Build(args) => {
-            let work = match &args.work {
-                Some(w) => w.clone(),
-                None => std::env::var_os("HOME")
-                    .map(PathBuf::from)
-                    .context("no $HOME for the default --work directory; pass --work")?
-                    .join(".cache/mtla-st/debian-en-de"),
-            };
+            let work = work_dir(&args.work)?;
             let opts = CorpusOptions {
                 out: args.out.clone(),
                 work,
@@ -128,6 +154,21 @@ pub fn run(cmd: CorpusCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("building the corpus in {}", args.out.display()))?;
             print_issues(&report.issues, args.show_issues);
             eprintln!("{report}");
+            Ok(())
+        }
+        CorpusCommand::LmText(args) => {
+            let work = work_dir(&args.work)?;
+            let debs = debian::download(&debian::packages(&args.tiers)?, &work.join("debs"))?;
+            let root = work.join("root");
+            debian::unpack(&debs, &root)?;
+            let (sentences, stats) = lm_text(&root)?;
+            anyhow::ensure!(
+                !sentences.is_empty(),
+                "no English sentence in the catalogs under {}",
+                root.display()
+            );
+            write_lm_text(&args.out, &sentences)?;
+            eprintln!("{stats}\nwrote {}", args.out.display());
             Ok(())
         }
     }

@@ -7,9 +7,10 @@ use std::process::Command;
 
 use data::audio::{decode, Decoded};
 use data::corpus::gettext::{find_catalogs, gettext_pairs};
+use data::corpus::lm_text;
 use data::corpus::mo::{parse_mo, read_mo, MoEntry};
 use data::corpus::select::{select, Selection};
-use data::corpus::text::{build_text, split_of, Split};
+use data::corpus::text::{build_text, normalize_en, split_of, Split};
 use data::corpus::tts::{check_tools, synthesize, Engine, Voice};
 use data::corpus::RawPair;
 use fbank::WavOptions;
@@ -224,6 +225,61 @@ fn german_catalogs_give_filtered_deduplicated_pairs() {
     let save = pairs.iter().find(|p| p.en.starts_with("Save")).unwrap();
     assert_eq!(save.de, "Das aktuelle Dokument jetzt speichern.");
     assert_eq!(save.source, "app.mo");
+}
+
+#[test]
+fn language_model_text_holds_every_train_sentence_and_no_held_out_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // 120 sentences: translated or not, and one multi-paragraph message of two of them.
+    let sentences: Vec<String> = (0..120)
+        .map(|i| format!("The old cat sat on the mat {}.", words(i)))
+        .collect();
+    let mut entries: Vec<(String, String)> = sentences
+        .iter()
+        .enumerate()
+        .map(|(i, en)| {
+            let de = match i % 3 {
+                0 => String::new(),
+                _ => format!("Die alte Katze saß auf der Matte {}.", words(i)),
+            };
+            (en.clone(), de)
+        })
+        .collect();
+    entries.push((
+        "The first paragraph is here now.\n\nThe second paragraph is here now.".into(),
+        String::new(),
+    ));
+    entries.push(("Cannot open %s for reading now.".into(), String::new()));
+    let entries: Vec<(&str, &str)> = std::iter::once(HEADER)
+        .chain(entries.iter().map(|(a, b)| (a.as_str(), b.as_str())))
+        .collect();
+    let catalog = root.join("usr/share/locale/de/LC_MESSAGES/app.mo");
+    std::fs::create_dir_all(catalog.parent().unwrap()).unwrap();
+    std::fs::write(&catalog, mo_bytes(&entries, false)).unwrap();
+
+    let (text, stats) = lm_text(root).unwrap();
+    let train = |s: &str| split_of(&normalize_en(s)) == Split::Train;
+    let expected: Vec<&str> = sentences
+        .iter()
+        .map(String::as_str)
+        .chain([
+            "The first paragraph is here now.",
+            "The second paragraph is here now.",
+        ])
+        .filter(|s| train(s))
+        .collect();
+    let held_out = sentences.len() + 2 - expected.len();
+    assert!(held_out > 0, "the fixture has dev/test sentences");
+    let mut got: Vec<&str> = text.iter().map(String::as_str).collect();
+    got.sort();
+    let mut want = expected.clone();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "untranslated ones in, dev/test and format strings out"
+    );
+    assert_eq!((stats.kept, stats.held_out), (expected.len(), held_out));
 }
 
 #[test]

@@ -127,6 +127,33 @@ pub fn gettext_pairs(root: &Path) -> Result<(Vec<RawPair>, GettextStats), DataEr
     Ok((pairs, stats))
 }
 
+/// Every speakable English sentence of every German catalog under `root`, translated or not,
+/// de-duplicated (the first catalog wins), each as a [`RawPair`] with an empty German side:
+/// more English than the parallel pairs hold, for a language model over transcripts
+/// ([`super::lm_text`]).
+pub fn gettext_english(root: &Path) -> Result<Vec<RawPair>, DataError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for catalog in find_catalogs(root)? {
+        let name = catalog
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for entry in read_mo(&catalog)?.iter().filter(|e| !e.msgid.is_empty()) {
+            for en in english_from(&entry.msgid) {
+                if ok_en(&en) && seen.insert(en.clone()) {
+                    out.push(RawPair {
+                        en,
+                        de: String::new(),
+                        source: name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// NFC, no mnemonics, plain apostrophes and quotes, trimmed.
 fn norm(s: &str) -> String {
     let mut n = NormalizedString::from(s);
@@ -176,14 +203,6 @@ fn pairs_from(msgid: &str, msgstr: &str) -> Vec<(String, String)> {
     if !en.contains('\n') && !de.contains('\n') {
         return split_sentences(&en, &de);
     }
-    let paragraphs = |s: &str| -> Vec<String> {
-        PARAGRAPH
-            .split(s)
-            .filter_map(Result::ok)
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| SPACES.replace_all(p, " ").trim().to_string())
-            .collect()
-    };
     let (pe, pd) = (paragraphs(&en), paragraphs(&de));
     if pe.len() != pd.len() {
         return Vec::new();
@@ -194,18 +213,47 @@ fn pairs_from(msgid: &str, msgstr: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The paragraphs of a multi-line text (split at blank lines), spaces collapsed.
+fn paragraphs(s: &str) -> Vec<String> {
+    PARAGRAPH
+        .split(s)
+        .filter_map(Result::ok)
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| SPACES.replace_all(p, " ").trim().to_string())
+        .collect()
+}
+
+/// A text's sentences, split where `SENT` sees a sentence end.
+fn sentences(s: &str) -> Vec<String> {
+    SENT.split(s)
+        .filter_map(Result::ok)
+        .map(|x| x.trim().to_string())
+        .collect()
+}
+
+/// The English sentences of one catalog entry alone: its paragraphs, and a text longer than
+/// `MAX_WORDS` split into its sentences (no German side has to split alike).
+fn english_from(msgid: &str) -> Vec<String> {
+    let en = norm(msgid);
+    let parts = match en.contains('\n') {
+        true => paragraphs(&en),
+        false => vec![en],
+    };
+    parts
+        .into_iter()
+        .flat_map(|p| match p.split_whitespace().count() <= MAX_WORDS {
+            true => vec![p],
+            false => sentences(&p),
+        })
+        .collect()
+}
+
 /// A long text becomes sentence pairs when both sides split into as many sentences.
 fn split_sentences(en: &str, de: &str) -> Vec<(String, String)> {
     if en.split_whitespace().count() <= MAX_WORDS {
         return vec![(en.to_string(), de.to_string())];
     }
-    let split = |s: &str| -> Vec<String> {
-        SENT.split(s)
-            .filter_map(Result::ok)
-            .map(|x| x.trim().to_string())
-            .collect()
-    };
-    let (se, sd) = (split(en), split(de));
+    let (se, sd) = (sentences(en), sentences(de));
     if se.len() == sd.len() && se.len() > 1 {
         se.into_iter().zip(sd).collect()
     } else {

@@ -6,6 +6,7 @@ pub mod build;
 pub mod debian;
 pub mod ding;
 pub mod gettext;
+pub mod lm_text;
 pub mod mo;
 pub mod select;
 pub mod text;
@@ -18,6 +19,7 @@ use fancy_regex::Regex;
 use super::error::DataError;
 
 pub use build::{build_corpus, AudioFormat, CorpusOptions, CorpusReport};
+pub use lm_text::{lm_text, write_lm_text, LmTextStats};
 pub use select::Selection;
 pub use text::{Split, TextPair};
 pub use tts::{Engine, Voice};
