@@ -32,7 +32,9 @@ pub struct CorpusLmTextArgs {
     /// they already are).
     #[arg(long)]
     pub work: Option<PathBuf>,
-    /// Package tiers, as for `corpus build`.
+    /// Package tiers, as for `corpus build`. Every catalog unpacked under `<work>/root` is read,
+    /// whatever tiers put it there: give other tiers their own `--work`, or a later `corpus
+    /// build` of tiers 1-2 there reads them too.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub tiers: Vec<u8>,
 }
@@ -58,7 +60,8 @@ pub struct CorpusBuildArgs {
     #[arg(long)]
     pub work: Option<PathBuf>,
     /// Package tiers: 1 = UI/help catalogs + Ding (~80 MB), 2 = + Wesnoth campaigns (~130 MB),
-    /// 3 = + large game data (~700 MB).
+    /// 3 = + large game data (~700 MB). Every catalog unpacked under `<work>/root` is read: a
+    /// work directory that once unpacked tier 3 gives tier 3's sentences to any later build.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub tiers: Vec<u8>,
     /// Utterances in all (80% train, 10% dev, 10% test unless --n-dev/--n-test); 0 = every pair.
