@@ -28,25 +28,35 @@ pub struct CorpusLmTextArgs {
     /// The text file to write.
     #[arg(long)]
     pub out: PathBuf,
-    /// Work directory, as for `corpus build` (packages are downloaded and unpacked there unless
-    /// they already are).
+    #[command(flatten)]
+    pub packages: PackageArgs,
+}
+
+/// Where the Debian packages go and which of them.
+#[derive(Debug, clap::Args)]
+pub struct PackageArgs {
+    /// Work directory: downloaded packages, unpacked catalogs, text.tsv
+    /// (default: $HOME/.cache/mtla-st/debian-en-de).
     #[arg(long)]
     pub work: Option<PathBuf>,
-    /// Package tiers, as for `corpus build`. Every catalog unpacked under `<work>/root` is read,
-    /// whatever tiers put it there: give other tiers their own `--work`, or a later `corpus
-    /// build` of tiers 1-2 there reads them too.
+    /// Package tiers: 1 = UI/help catalogs + Ding (~80 MB), 2 = + Wesnoth campaigns (~130 MB),
+    /// 3 = + large game data (~700 MB). Every catalog unpacked under `<work>/root` is read,
+    /// whatever tiers put it there: give other tiers their own `--work`, or later runs of tiers
+    /// 1-2 there read them too.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub tiers: Vec<u8>,
 }
 
-/// `--work`, or `$HOME/.cache/mtla-st/debian-en-de`.
-fn work_dir(work: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    match work {
-        Some(w) => Ok(w.clone()),
-        None => Ok(std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .context("no $HOME for the default --work directory; pass --work")?
-            .join(".cache/mtla-st/debian-en-de")),
+impl PackageArgs {
+    /// `--work`, or `$HOME/.cache/mtla-st/debian-en-de`.
+    fn work_dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.work {
+            Some(w) => Ok(w.clone()),
+            None => Ok(std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .context("no $HOME for the default --work directory; pass --work")?
+                .join(".cache/mtla-st/debian-en-de")),
+        }
     }
 }
 
@@ -55,15 +65,8 @@ pub struct CorpusBuildArgs {
     /// Output directory (manifests and audio/).
     #[arg(long)]
     pub out: PathBuf,
-    /// Work directory: downloaded packages, unpacked catalogs, text.tsv
-    /// (default: $HOME/.cache/mtla-st/debian-en-de).
-    #[arg(long)]
-    pub work: Option<PathBuf>,
-    /// Package tiers: 1 = UI/help catalogs + Ding (~80 MB), 2 = + Wesnoth campaigns (~130 MB),
-    /// 3 = + large game data (~700 MB). Every catalog unpacked under `<work>/root` is read: a
-    /// work directory that once unpacked tier 3 gives tier 3's sentences to any later build.
-    #[arg(long, value_delimiter = ',', default_value = "1,2")]
-    pub tiers: Vec<u8>,
+    #[command(flatten)]
+    pub packages: PackageArgs,
     /// Utterances in all (80% train, 10% dev, 10% test unless --n-dev/--n-test); 0 = every pair.
     #[arg(long, default_value_t = 2000)]
     pub n: usize,
@@ -139,11 +142,10 @@ impl CorpusBuildArgs {
 pub fn run(cmd: CorpusCommand) -> anyhow::Result<()> {
     match cmd {
         CorpusCommand::Build(args) => {
-            let work = work_dir(&args.work)?;
             let opts = CorpusOptions {
                 out: args.out.clone(),
-                work,
-                tiers: args.tiers.clone(),
+                work: args.packages.work_dir()?,
+                tiers: args.packages.tiers.clone(),
                 selection: args.selection(),
                 engines: args.engines.clone(),
                 jobs: args.jobs,
@@ -160,8 +162,9 @@ pub fn run(cmd: CorpusCommand) -> anyhow::Result<()> {
             Ok(())
         }
         CorpusCommand::LmText(args) => {
-            let work = work_dir(&args.work)?;
-            let debs = debian::download(&debian::packages(&args.tiers)?, &work.join("debs"))?;
+            let work = args.packages.work_dir()?;
+            let debs =
+                debian::download(&debian::packages(&args.packages.tiers)?, &work.join("debs"))?;
             let root = work.join("root");
             debian::unpack(&debs, &root)?;
             let (sentences, stats) = lm_text(&root)?;
