@@ -1,8 +1,9 @@
 //! English text for a language model over the corpus's transcripts (`mtla-st corpus lm-text`,
 //! then `mtla-st lm --text`): every English sentence of the corpus's catalogs, whether or not it
 //! has a usable German translation, and the Ding dictionary's, filtered as the corpus filters its
-//! English ([`build_text`]) and kept only where the corpus's split rule ([`split_of`]) puts it in
-//! train. A dev or test sentence, or any sentence that normalises to one, never gets in.
+//! English ([`build_text`]) and kept only where the corpus's split rule
+//! ([`super::text::split_of`]) puts it in train. A dev or test sentence, or any sentence that
+//! normalises to one, never gets in.
 
 use std::fmt;
 use std::path::Path;
