@@ -132,6 +132,10 @@ fn training_and_decoding_on_wgpu_match_the_cpu() {
             "losses differ: cpu {cpu:?} wgpu {wgpu:?}"
         );
     }
+    // Decoding the same weights on both backends gives the same hypotheses. Each backend's own
+    // weights differ by rounding after Adam's steps (the losses above agree to 1e-3), enough to
+    // flip a near-tie of these barely trained weights and the rest of a hypothesis with it (seen
+    // once, in a CI run on a loaded machine); the WebGPU-trained weights are decoded below.
     let last = |name: &str| dir.path().join(name).join("checkpoints/last.safetensors");
     let a = greedy::<Flex>(
         &last("cpu"),
@@ -140,8 +144,14 @@ fn training_and_decoding_on_wgpu_match_the_cpu() {
         &Default::default(),
         Precision::F32,
     );
-    let b = greedy::<Wgpu>(&last("wgpu"), &cfg, &tokenizer, &gpu, Precision::F32);
+    let b = greedy::<Wgpu>(&last("cpu"), &cfg, &tokenizer, &gpu, Precision::F32);
     assert_eq!(a, b, "greedy hypotheses differ between CPU and WebGPU");
+    let own = greedy::<Wgpu>(&last("wgpu"), &cfg, &tokenizer, &gpu, Precision::F32);
+    assert_eq!(own.len(), a.len());
+    assert!(
+        own.iter().all(|h| !h.is_empty() && h.len() <= 12),
+        "{own:?}"
+    );
 
     // Mixed precision on the GPU: f16 where the adapter has it, a clear error where not.
     for precision in [Precision::F16, Precision::Bf16] {
