@@ -35,14 +35,25 @@ pub struct BleuScore {
     pub signature: String,
 }
 
-/// Per-segment statistics summed over the corpus (`BLEU._compute_segment_statistics`
-/// rows added up by `sum_of_lists`).
-#[derive(Debug, Default)]
-struct BleuStats {
+/// One segment's statistics (`BLEU._compute_segment_statistics`), or their sum over a corpus
+/// (`sum_of_lists`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BleuStats {
     sys_len: u64,
     ref_len: u64,
     correct: [u64; MAX_NGRAM_ORDER],
     total: [u64; MAX_NGRAM_ORDER],
+}
+
+impl std::ops::AddAssign for BleuStats {
+    fn add_assign(&mut self, other: Self) {
+        self.sys_len += other.sys_len;
+        self.ref_len += other.ref_len;
+        for n in 0..MAX_NGRAM_ORDER {
+            self.correct[n] += other.correct[n];
+            self.total[n] += other.total[n];
+        }
+    }
 }
 
 /// Corpus BLEU of `hyps` against reference streams `refs` (`refs[k][i]` is the k-th reference
@@ -52,13 +63,28 @@ struct BleuStats {
 /// # Panics
 /// If `refs` is empty or a stream's length differs from `hyps.len()`.
 pub fn corpus_bleu(hyps: &[String], refs: &[Vec<String>]) -> BleuScore {
-    super::check_streams(hyps, refs);
     let mut stats = BleuStats::default();
-    for (i, hyp) in hyps.iter().enumerate() {
-        let segment_refs: Vec<String> = refs.iter().map(|r| preprocess(&r[i])).collect();
-        add_segment_statistics(&mut stats, &preprocess(hyp), &segment_refs);
+    for segment in segment_statistics(hyps, refs) {
+        stats += segment;
     }
     compute_bleu(&stats, refs.len())
+}
+
+/// Each segment's statistics (summed, they are the corpus's).
+///
+/// # Panics
+/// As [`corpus_bleu`].
+pub(crate) fn segment_statistics(hyps: &[String], refs: &[Vec<String>]) -> Vec<BleuStats> {
+    super::check_streams(hyps, refs);
+    hyps.iter()
+        .enumerate()
+        .map(|(i, hyp)| {
+            let segment_refs: Vec<String> = refs.iter().map(|r| preprocess(&r[i])).collect();
+            let mut stats = BleuStats::default();
+            add_segment_statistics(&mut stats, &preprocess(hyp), &segment_refs);
+            stats
+        })
+        .collect()
 }
 
 /// `BLEU._preprocess_segment` without lowercasing: `tokenizer(sent.rstrip())`.
@@ -135,7 +161,7 @@ fn my_log(x: f64) -> f64 {
 
 /// `BLEU.compute_bleu` with `smooth_method='exp'` and no effective order, with the same
 /// floating-point operation order as sacreBLEU.
-fn compute_bleu(stats: &BleuStats, num_refs: usize) -> BleuScore {
+pub(crate) fn compute_bleu(stats: &BleuStats, num_refs: usize) -> BleuScore {
     let (sys_len, ref_len) = (stats.sys_len, stats.ref_len);
     let bp = if sys_len < ref_len {
         if sys_len > 0 {

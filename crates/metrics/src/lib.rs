@@ -7,6 +7,7 @@
 //! `crates/metrics/tests/data/scores/`.
 
 mod bleu;
+mod bootstrap;
 mod cer;
 mod chrf;
 mod error;
@@ -19,6 +20,7 @@ mod tokenizer_13a;
 mod wer;
 
 pub use bleu::{corpus_bleu, BleuScore, MAX_NGRAM_ORDER};
+pub use bootstrap::{paired_bootstrap, PairedTest};
 pub use cer::{corpus_cer, CerScore};
 pub use chrf::{corpus_chrf, corpus_chrf_pp, ChrfScore};
 pub use error::MetricsError;

@@ -26,7 +26,7 @@ pub struct WerScore {
 impl WerScore {
     /// The score of summed counts; `None` when there are no reference words (jiwer then
     /// reports the insertion count as "wer", which is not a rate).
-    fn from_counts(counts: EditCounts) -> Option<Self> {
+    pub(crate) fn from_counts(counts: EditCounts) -> Option<Self> {
         let ref_words = counts.hits + counts.substitutions + counts.deletions;
         let errors = counts.substitutions + counts.deletions + counts.insertions;
         (ref_words > 0).then(|| WerScore {
@@ -51,7 +51,7 @@ impl WerScore {
 /// # Panics
 /// If `refs.len() != hyps.len()`.
 pub fn corpus_wer(hyps: &[String], refs: &[String]) -> Result<WerScore, MetricsError> {
-    corpus_score(hyps, refs, "WER", |s| words(s))
+    corpus_score(hyps, refs, WerForm::AsWritten)
 }
 
 /// Corpus WER after `jiwer.ToLowerCase()` and `jiwer.RemovePunctuation()` (every Unicode
@@ -64,38 +64,69 @@ pub fn corpus_wer(hyps: &[String], refs: &[String]) -> Result<WerScore, MetricsE
 /// # Panics
 /// If `refs.len() != hyps.len()`.
 pub fn corpus_wer_lc_nopunct(hyps: &[String], refs: &[String]) -> Result<WerScore, MetricsError> {
-    corpus_score(hyps, refs, "WER (lowercase, no punctuation)", |s| {
-        let lowered: String = s
-            .to_lowercase()
-            .chars()
-            .filter(|&c| !is_punctuation(c))
-            .collect();
-        words(&lowered)
-    })
+    corpus_score(hyps, refs, WerForm::LowerNoPunct)
+}
+
+/// Which text a WER compares: as written, or lower-cased without punctuation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WerForm {
+    AsWritten,
+    LowerNoPunct,
+}
+
+impl WerForm {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            WerForm::AsWritten => "WER",
+            WerForm::LowerNoPunct => "WER (lowercase, no punctuation)",
+        }
+    }
+
+    /// The transform applied to both sides before splitting into words.
+    fn words(self, s: &str) -> Vec<String> {
+        match self {
+            WerForm::AsWritten => words(s),
+            WerForm::LowerNoPunct => {
+                let lowered: String = s
+                    .to_lowercase()
+                    .chars()
+                    .filter(|&c| !is_punctuation(c))
+                    .collect();
+                words(&lowered)
+            }
+        }
+    }
 }
 
 /// `jiwer.process_words(refs, hyps, transform, transform)` reduced to its counts.
-fn corpus_score(
-    hyps: &[String],
-    refs: &[String],
-    metric: &'static str,
-    transform: impl Fn(&str) -> Vec<String>,
-) -> Result<WerScore, MetricsError> {
+fn corpus_score(hyps: &[String], refs: &[String], form: WerForm) -> Result<WerScore, MetricsError> {
+    let mut counts = EditCounts::default();
+    for c in segment_counts(hyps, refs, form) {
+        counts += c;
+    }
+    WerScore::from_counts(counts).ok_or(MetricsError::EmptyReferences {
+        metric: form.name(),
+        segments: refs.len(),
+    })
+}
+
+/// Each segment's edit counts (summed, they are the corpus's).
+///
+/// # Panics
+/// If `refs.len() != hyps.len()`.
+pub(crate) fn segment_counts(hyps: &[String], refs: &[String], form: WerForm) -> Vec<EditCounts> {
     assert_eq!(
         refs.len(),
         hyps.len(),
-        "{metric}: {} references for {} hypotheses",
+        "{}: {} references for {} hypotheses",
+        form.name(),
         refs.len(),
         hyps.len()
     );
-    let mut counts = EditCounts::default();
-    for (hyp, reference) in hyps.iter().zip(refs) {
-        counts += edit_counts(&transform(reference), &transform(hyp));
-    }
-    WerScore::from_counts(counts).ok_or(MetricsError::EmptyReferences {
-        metric,
-        segments: refs.len(),
-    })
+    hyps.iter()
+        .zip(refs)
+        .map(|(hyp, reference)| edit_counts(&form.words(reference), &form.words(hyp)))
+        .collect()
 }
 
 /// `wer_default`: `RemoveMultipleSpaces` (`re.sub(r"\s\s+", " ", s)`), `Strip`, then
