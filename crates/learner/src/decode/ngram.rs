@@ -21,12 +21,14 @@ use std::path::Path;
 
 use crate::error::{LearnerError, Result};
 
-/// Magic bytes and version of the file format: a header of `u32`s (version, order, vocabulary,
-/// the discounts' bits), then per order its number of contexts (`u32`) and for each context
-/// its tokens, its follower count and followers (`u16`s), its total and the followers' counts
-/// (`u32`s), all little-endian.
+/// Magic bytes and version of the file format: a header of little-endian `u32`s (version,
+/// order, vocabulary, the discounts' bits), then per order its number of contexts and for each
+/// context its tokens, its follower count, its followers, its total and the followers' counts.
+/// Version 2 writes those integers as LEB128 varints (most tokens and counts fit one byte: a
+/// third of version 1's size); version 1, still read, as `u16` tokens and follower counts and
+/// `u32` numbers of contexts, totals and counts.
 const MAGIC: &[u8; 8] = b"MTLANGRM";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// The tokens that follow one context, and their (raw or continuation) counts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -257,14 +259,12 @@ impl NgramLm {
         for table in &self.tables {
             let mut contexts: Vec<(&Vec<u32>, &Followers)> = table.iter().collect();
             contexts.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.extend_from_slice(&(contexts.len() as u32).to_le_bytes());
+            write_varint(&mut out, contexts.len() as u32);
             for (context, f) in contexts {
-                let k = [f.tokens.len() as u32];
-                for &t in context.iter().chain(&k).chain(&f.tokens) {
-                    out.extend_from_slice(&(t as u16).to_le_bytes());
-                }
-                for c in std::iter::once(&f.total).chain(&f.counts) {
-                    out.extend_from_slice(&c.to_le_bytes());
+                let k = [f.tokens.len() as u32, f.total];
+                let fields = context.iter().chain(&k[..1]).chain(&f.tokens);
+                for &v in fields.chain(&k[1..]).chain(&f.counts) {
+                    write_varint(&mut out, v);
                 }
             }
         }
@@ -284,11 +284,14 @@ impl NgramLm {
         let mut r = Fields {
             bytes: &bytes,
             at: 8,
+            varints: false,
         };
         let truncated = || bad("truncated");
-        if r.u32().ok_or_else(truncated)? != VERSION {
+        let version = r.u32().ok_or_else(truncated)?;
+        if !(1..=VERSION).contains(&version) {
             return Err(bad("unknown version"));
         }
+        r.varints = version >= 2;
         let order = r.u32().ok_or_else(truncated)? as usize;
         let vocab = r.u32().ok_or_else(truncated)? as usize;
         if order == 0 || vocab == 0 {
@@ -301,13 +304,13 @@ impl NgramLm {
         let mut tables = Vec::with_capacity(order);
         for n in 1..=order {
             let mut table = HashMap::new();
-            for _ in 0..r.u32().ok_or_else(truncated)? {
-                let context = r.u16s(n - 1).ok_or_else(truncated)?;
-                let k = r.u16s(1).ok_or_else(truncated)?[0] as usize;
-                let tokens = r.u16s(k).ok_or_else(truncated)?;
-                let total = r.u32().ok_or_else(truncated)?;
+            for _ in 0..r.count().ok_or_else(truncated)? {
+                let context = r.tokens(n - 1).ok_or_else(truncated)?;
+                let k = r.tokens(1).ok_or_else(truncated)?[0] as usize;
+                let tokens = r.tokens(k).ok_or_else(truncated)?;
+                let total = r.count().ok_or_else(truncated)?;
                 let counts = (0..k)
-                    .map(|_| r.u32())
+                    .map(|_| r.count())
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(truncated)?;
                 if tokens.iter().chain(&context).any(|&t| t as usize >= vocab) {
@@ -330,10 +333,22 @@ impl NgramLm {
     }
 }
 
-/// A little-endian reader over a model file's bytes; `None` past the end.
+/// Appends `v` as an unsigned LEB128 varint: 7 bits per byte, low first, the high bit set on
+/// every byte but the last.
+fn write_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A reader over a model file's bytes (header `u32`s little-endian; the rest varints in version
+/// 2, `u16` tokens and `u32` counts in version 1); `None` past the end or on a malformed varint.
 struct Fields<'a> {
     bytes: &'a [u8],
     at: usize,
+    varints: bool,
 }
 
 impl Fields<'_> {
@@ -347,15 +362,34 @@ impl Fields<'_> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
 
-    /// `n` tokens stored as `u16`.
-    fn u16s(&mut self, n: usize) -> Option<Vec<u32>> {
-        let field = self.take(2 * n)?;
-        Some(
-            field
-                .chunks_exact(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]) as u32)
-                .collect(),
-        )
+    fn varint(&mut self) -> Option<u32> {
+        let mut v = 0u64;
+        for shift in (0..35).step_by(7) {
+            let byte = self.take(1)?[0];
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return u32::try_from(v).ok();
+            }
+        }
+        None
+    }
+
+    /// A number of contexts, a total or a count.
+    fn count(&mut self) -> Option<u32> {
+        match self.varints {
+            true => self.varint(),
+            false => self.u32(),
+        }
+    }
+
+    /// `n` tokens (or a follower count).
+    fn tokens(&mut self, n: usize) -> Option<Vec<u32>> {
+        (0..n)
+            .map(|_| match self.varints {
+                true => self.varint(),
+                false => Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?) as u32),
+            })
+            .collect()
     }
 }
 
@@ -478,6 +512,44 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("truncated"));
+    }
+
+    /// `toy(3)` as version 1 wrote it (154 bytes).
+    const TOY3_V1: [u8; 154] = [
+        0x4d, 0x54, 0x4c, 0x41, 0x4e, 0x47, 0x52, 0x4d, 0x01, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00,
+        0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3f, 0x9a, 0x99, 0x19, 0x3f, 0x66, 0x66,
+        0x66, 0x3f, 0x01, 0x00, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x02, 0x00, 0x03, 0x00, 0x04,
+        0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+        0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x02, 0x00, 0x02, 0x00, 0x00, 0x00, 0x02,
+        0x00, 0x00, 0x00, 0x02, 0x00, 0x02, 0x00, 0x01, 0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x00,
+        0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01,
+        0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00,
+        0x02, 0x00, 0x01, 0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01,
+        0x00, 0x00, 0x00, 0x02, 0x00, 0x03, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00,
+        0x01, 0x00, 0x00, 0x00,
+    ];
+
+    #[test]
+    fn version_1_files_still_load_and_version_2_is_smaller() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("v1.bin");
+        std::fs::write(&old, TOY3_V1).unwrap();
+        assert_eq!(NgramLm::load(&old).unwrap(), toy(3));
+        let new = dir.path().join("v2.bin");
+        toy(3).save(&new).unwrap();
+        assert!(std::fs::metadata(&new).unwrap().len() < TOY3_V1.len() as u64);
+        let mut out = Vec::new();
+        for v in [0, 127, 128, 300, u32::MAX] {
+            write_varint(&mut out, v);
+        }
+        let mut r = Fields {
+            bytes: &out,
+            at: 0,
+            varints: true,
+        };
+        let read: Vec<u32> = (0..5).map(|_| r.count().unwrap()).collect();
+        assert_eq!(read, [0, 127, 128, 300, u32::MAX]);
+        assert_eq!(r.count(), None, "past the end");
     }
 
     #[test]
