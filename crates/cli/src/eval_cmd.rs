@@ -13,6 +13,11 @@ pub struct EvalArgs {
     /// Model weights (.safetensors written by training or `average`).
     #[arg(long)]
     pub checkpoint: PathBuf,
+    /// Another checkpoint over the same vocabulary to decode together with --checkpoint
+    /// (repeatable): an ensemble averaging their next-token probabilities, as fairseq's
+    /// `--path a.pt:b.pt`; --checkpoint's tokenizer, config and CTC head are used.
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub ensemble: Vec<PathBuf>,
     /// fairseq S2T TSV manifest to decode.
     #[arg(long)]
     pub manifest: PathBuf,
@@ -119,6 +124,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     });
     let opts = EvalOptions {
         checkpoint: args.checkpoint,
+        ensemble: args.ensemble,
         manifest: args.manifest,
         tokenizer: args.tokenizer,
         eval,

@@ -148,6 +148,7 @@ pub fn compare<B: AutodiffBackend>(
         let eval = evaluate::<B::InnerBackend>(
             &EvalOptions {
                 checkpoint: checkpoint.clone(),
+                ensemble: Vec::new(),
                 manifest: test.clone(),
                 tokenizer: Some(dir.join("tokenizer.json")),
                 eval: config.eval.clone(),

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::config::{EvalConfig, ExperimentConfig, Task};
-use crate::decode::{decode_batch, NgramLm, SpecialTokens};
+use crate::decode::{decode_ensemble, NgramLm, SpecialTokens};
 use crate::error::{LearnerError, Result};
 use crate::infer::ModelFiles;
 use crate::precision::{cast_module, Precision};
@@ -17,11 +17,15 @@ use crate::train::batch::{to_tensors, Specials};
 use data::progress::Progress;
 use data::{Dataset, DatasetOptions, Tokenizer, SHOW_ISSUES};
 use metrics::{score_lines, QualityReport};
+use st_model::SpeechModel;
 
 /// What `mtla-st eval` was asked to do.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
     pub checkpoint: PathBuf,
+    /// More checkpoints over the same vocabulary decoding together with `checkpoint` (an
+    /// ensemble, fairseq's `--path a.pt:b.pt`; `checkpoint`'s tokenizer and CTC head are used).
+    pub ensemble: Vec<PathBuf>,
     pub manifest: PathBuf,
     /// Defaults to the `tokenizer.json` beside the checkpoint or in its run folder (an averaged
     /// `RUN/avg.safetensors` as well as `RUN/checkpoints/x.safetensors`).
@@ -74,6 +78,7 @@ pub struct Efficiency {
 /// Everything `mtla-st eval` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    /// The checkpoint, or an ensemble's joined by ` + `.
     pub checkpoint: String,
     pub manifest: String,
     pub attention: String,
@@ -130,6 +135,38 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
         )));
     }
     let lm = fusion_lm(&opts.eval, &tokenizer)?;
+    let mut members = vec![model];
+    for path in &opts.ensemble {
+        let config = st_model::checkpoint::stored_config(path)?;
+        if config.vocab_size != model_config.vocab_size {
+            return Err(LearnerError::io(
+                path,
+                format!(
+                    "an ensemble member over {} tokens, but {} has {}: ensembles need one vocabulary",
+                    config.vocab_size,
+                    opts.checkpoint.display(),
+                    model_config.vocab_size
+                ),
+            ));
+        }
+        // Same vocabulary size is not enough: the pieces must be the same ones.
+        if let Ok(theirs) = ModelFiles::beside(path, "tokenizer.json") {
+            let same = std::fs::read(&theirs).ok() == std::fs::read(&tokenizer_path).ok();
+            if !same {
+                return Err(LearnerError::io(
+                    path,
+                    format!(
+                        "an ensemble member trained with another tokenizer ({} is not {})",
+                        theirs.display(),
+                        tokenizer_path.display()
+                    ),
+                ));
+            }
+        }
+        let member = st_model::checkpoint::load::<B>(&config, path, device)?;
+        members.push(cast_module(member, opts.precision));
+    }
+    let models: Vec<&SpeechModel<B>> = members.iter().collect();
     let dataset = Dataset::open(
         &opts.manifest,
         &opts.feature_cache,
@@ -170,8 +207,8 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
             .map_err(|e| LearnerError::Training(format!("device sync failed: {e:?}")))?;
         let t0 = Instant::now();
         let features = batch.features.cast(opts.precision.dtype());
-        let (found, stats) = decode_batch(
-            &model,
+        let (found, stats) = decode_ensemble(
+            &models,
             features,
             &batch.frames,
             &search,
@@ -209,7 +246,11 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     // 10 ms frame shift.
     let audio_s = audio_frames as f64 * 0.01;
     let report = EvalReport {
-        checkpoint: opts.checkpoint.display().to_string(),
+        checkpoint: std::iter::once(&opts.checkpoint)
+            .chain(&opts.ensemble)
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" + "),
         manifest: opts.manifest.display().to_string(),
         attention: model_config.decoder.attention.kind.to_string(),
         down_rate: model_config.down_rate(),

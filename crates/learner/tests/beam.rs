@@ -1,14 +1,14 @@
 //! Beam search over the caches gives the same hypotheses as re-running the full forward at
 //! each step, for every attention kind; `--beam 1` is greedy decoding; joint CTC/attention
 //! decoding follows a CTC head that is certain and needs one; shallow fusion follows a
-//! confident language model.
+//! confident language model; an ensemble averages its members' probabilities.
 
 use std::path::Path;
 
 use burn::prelude::*;
 use learner::decode::{
-    beam_search, decode_batch, BeamConfig, CachedScorer, CtcPrefixScorer, NgramLm, Pruning,
-    RecomputeScorer, SpecialTokens,
+    beam_search, decode_batch, decode_ensemble, BeamConfig, CachedScorer, CtcPrefixScorer,
+    EnsembleScorer, NgramLm, Pruning, RecomputeScorer, Scorer, SpecialTokens,
 };
 use mtla::AttentionKind;
 use st_model::{DecoderStyle, ModelConfig, SpeechModel};
@@ -289,4 +289,64 @@ fn joint_decoding_needs_a_ctc_head() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("needs a model with a CTC head"), "{err}");
+}
+
+#[test]
+fn an_ensemble_averages_its_members_probabilities() {
+    let frames = [70, 52];
+    let device = Default::default();
+    let a = SpeechModel::<B>::new(
+        &config(AttentionKind::Mtla, 2, DecoderStyle::Prefix),
+        &device,
+    )
+    .unwrap();
+    let b = SpeechModel::<B>::new(&config(AttentionKind::Mha, 1, DecoderStyle::Cross), &device)
+        .unwrap();
+    let (ea, eb) = (
+        a.encode(batch(&frames, 80), &frames).unwrap(),
+        b.encode(batch(&frames, 80), &frames).unwrap(),
+    );
+    let scorer = |m, e| CachedScorer::new(m, e, 10).unwrap();
+    let mut alone = [scorer(&a, &ea), scorer(&b, &eb)];
+    let mut both = EnsembleScorer::new(vec![scorer(&a, &ea), scorer(&b, &eb)]);
+    // Two steps, rows reordered in between: log((p_a + p_b) / 2) for every token.
+    let mut history = vec![vec![SPECIAL.bos]; 2];
+    for step in 0..2 {
+        let probs = |t: Tensor<B, 2>| t.exp().into_data().to_vec::<f32>().unwrap();
+        let (pa, pb) = (
+            probs(alone[0].step(&history).unwrap()),
+            probs(alone[1].step(&history).unwrap()),
+        );
+        let pe = probs(both.step(&history).unwrap());
+        for i in 0..pe.len() {
+            assert!(
+                (pe[i] - (pa[i] + pb[i]) / 2.0).abs() < 1e-6,
+                "step {step}, {i}"
+            );
+        }
+        alone.iter_mut().for_each(|s| s.reorder(&[1, 0]));
+        both.reorder(&[1, 0]);
+        history = vec![vec![SPECIAL.bos, 7], vec![SPECIAL.bos, 11]];
+    }
+    // A model with itself is the model alone.
+    let search = BeamConfig {
+        beam: 3,
+        max_len_b: 9,
+        ..BeamConfig::default()
+    };
+    let (one, _) = decode_batch(&a, batch(&frames, 80), &frames, &search, SPECIAL, None).unwrap();
+    let (twice, stats) = decode_ensemble(
+        &[&a, &a],
+        batch(&frames, 80),
+        &frames,
+        &search,
+        SPECIAL,
+        None,
+    )
+    .unwrap();
+    for (x, y) in one.iter().zip(&twice) {
+        assert_eq!(x.tokens, y.tokens);
+        assert!((x.score - y.score).abs() < 1e-4);
+    }
+    assert!(stats.peak_cache_bytes > 0);
 }

@@ -168,6 +168,7 @@ fn files_decode_and_bad_ones_are_named_errors() {
         let err = evaluate::<Flex>(
             &EvalOptions {
                 checkpoint: weights.clone(),
+                ensemble: Vec::new(),
                 manifest: manifest.clone(),
                 tokenizer: None,
                 eval: Default::default(),

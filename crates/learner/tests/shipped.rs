@@ -123,6 +123,7 @@ fn demo_test_wer(eval: EvalConfig) -> f64 {
     let report = evaluate::<B>(
         &EvalOptions {
             checkpoint: dir.join("model.safetensors"),
+            ensemble: Vec::new(),
             manifest: repo().join("data/demo/test.tsv"),
             tokenizer: Some(dir.join("tokenizer.json")),
             eval,

@@ -8,7 +8,7 @@ pub mod scorer;
 pub use beam::{beam_search, BeamConfig, Hypothesis, SearchStats, SpecialTokens};
 pub use ctc_prefix::{CtcPrefixScorer, CtcState};
 pub use ngram::{NgramLm, NgramStats, Pruning};
-pub use scorer::{CachedScorer, RecomputeScorer, Scorer};
+pub use scorer::{CachedScorer, EnsembleScorer, RecomputeScorer, Scorer};
 
 use burn::prelude::*;
 use st_model::{EncoderOutput, ModelError, SpeechModel};
@@ -27,18 +27,43 @@ pub fn decode_batch<B: Backend>(
     special: SpecialTokens,
     lm: Option<&NgramLm>,
 ) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
+    decode_ensemble(&[model], features, frames, search, special, lm)
+}
+
+/// [`decode_batch`] with several models over the same vocabulary decoding together (fairseq's
+/// `--path a.pt:b.pt`, [`EnsembleScorer`]): each encodes the features and keeps its own caches;
+/// the first one's CTC head joins the search.
+///
+/// # Panics
+/// If `models` is empty.
+pub fn decode_ensemble<B: Backend>(
+    models: &[&SpeechModel<B>],
+    features: Tensor<B, 3>,
+    frames: &[usize],
+    search: &BeamConfig,
+    special: SpecialTokens,
+    lm: Option<&NgramLm>,
+) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
     mtla::pool::awake_on::<B, _>(|| {
-        let encoded = model.encode(features, frames)?;
+        let encoded = models
+            .iter()
+            .map(|m| m.encode(features.clone(), frames))
+            .collect::<st_model::Result<Vec<_>>>()?;
         let longest = frames
             .iter()
             .map(|&f| (search.max_len_a * f as f64) as usize + search.max_len_b)
             .max()
             .unwrap_or(0);
         let ctc = match search.ctc_weight > 0.0 {
-            true => Some(ctc_prefix_scorer(model, &encoded, special)?),
+            true => Some(ctc_prefix_scorer(models[0], &encoded[0], special)?),
             false => None,
         };
-        let mut scorer = CachedScorer::new(model, &encoded, longest + 1)?;
+        let members = models
+            .iter()
+            .zip(&encoded)
+            .map(|(m, e)| CachedScorer::new(m, e, longest + 1))
+            .collect::<st_model::Result<Vec<_>>>()?;
+        let mut scorer = EnsembleScorer::new(members);
         beam_search(&mut scorer, frames, search, special, ctc.as_ref(), lm)
     })
 }

@@ -66,6 +66,49 @@ impl<B: Backend> Scorer<B> for CachedScorer<'_, B> {
     }
 }
 
+/// Several models' scorers decoding together, as fairseq's `EnsembleModel`: the next-token
+/// distribution is the mean of theirs, `log (1/M) Σ_m p_m(y | history)`; one member is that
+/// member exactly.
+pub struct EnsembleScorer<S> {
+    members: Vec<S>,
+}
+
+impl<S> EnsembleScorer<S> {
+    /// # Panics
+    /// If `members` is empty.
+    pub fn new(members: Vec<S>) -> Self {
+        assert!(!members.is_empty(), "an ensemble needs a member");
+        Self { members }
+    }
+}
+
+impl<B: Backend, S: Scorer<B>> Scorer<B> for EnsembleScorer<S> {
+    fn step(&mut self, history: &[Vec<u32>]) -> Result<Tensor<B, 2>> {
+        let mut log_probs = self
+            .members
+            .iter_mut()
+            .map(|m| m.step(history))
+            .collect::<Result<Vec<_>>>()?;
+        if log_probs.len() == 1 {
+            return Ok(log_probs.pop().expect("one member"));
+        }
+        let m = log_probs.len();
+        let stacked = Tensor::stack::<3>(log_probs, 0);
+        let max = stacked.clone().max_dim(0);
+        let log_sum_exp = (stacked - max.clone()).exp().sum_dim(0).log() + max;
+        let [_, rows, vocab] = log_sum_exp.dims();
+        Ok(log_sum_exp.reshape([rows, vocab]) - (m as f64).ln())
+    }
+
+    fn reorder(&mut self, rows: &[usize]) {
+        self.members.iter_mut().for_each(|m| m.reorder(rows));
+    }
+
+    fn cache_bytes(&self) -> usize {
+        self.members.iter().map(|m| m.cache_bytes()).sum()
+    }
+}
+
 /// Re-runs the full teacher-forced decoder on every row's whole history at each step: no
 /// cache, quadratic cost; the reference the cached path must agree with.
 pub struct RecomputeScorer<'a, B: Backend> {
