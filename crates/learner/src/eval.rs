@@ -116,6 +116,44 @@ pub(crate) fn fusion_lm(eval: &EvalConfig, tokenizer: &Tokenizer) -> Result<Opti
     Ok(Some(lm))
 }
 
+/// The ensemble member at `path` (`--ensemble`), cast as `opts` says; an error naming it when
+/// its vocabulary or its tokenizer (where one lies beside it) is not the first checkpoint's.
+fn ensemble_member<B: Backend>(
+    path: &Path,
+    opts: &EvalOptions,
+    model_config: &st_model::ModelConfig,
+    tokenizer_path: &Path,
+    device: &B::Device,
+) -> Result<SpeechModel<B>> {
+    let config = st_model::checkpoint::stored_config(path)?;
+    if config.vocab_size != model_config.vocab_size {
+        return Err(LearnerError::io(
+            path,
+            format!(
+                "an ensemble member over {} tokens, but {} has {}: ensembles need one vocabulary",
+                config.vocab_size,
+                opts.checkpoint.display(),
+                model_config.vocab_size
+            ),
+        ));
+    }
+    // Same vocabulary size is not enough: the pieces must be the same ones.
+    if let Ok(theirs) = ModelFiles::beside(path, "tokenizer.json") {
+        if std::fs::read(&theirs).ok() != std::fs::read(tokenizer_path).ok() {
+            return Err(LearnerError::io(
+                path,
+                format!(
+                    "an ensemble member trained with another tokenizer ({} is not {})",
+                    theirs.display(),
+                    tokenizer_path.display()
+                ),
+            ));
+        }
+    }
+    let member = st_model::checkpoint::load::<B>(&config, path, device)?;
+    Ok(cast_module(member, opts.precision))
+}
+
 /// Decodes `opts.manifest` with the checkpoint on `device` and scores the result.
 pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<EvalReport> {
     let model_config = st_model::checkpoint::stored_config(&opts.checkpoint)?;
@@ -137,34 +175,13 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
     let lm = fusion_lm(&opts.eval, &tokenizer)?;
     let mut members = vec![model];
     for path in &opts.ensemble {
-        let config = st_model::checkpoint::stored_config(path)?;
-        if config.vocab_size != model_config.vocab_size {
-            return Err(LearnerError::io(
-                path,
-                format!(
-                    "an ensemble member over {} tokens, but {} has {}: ensembles need one vocabulary",
-                    config.vocab_size,
-                    opts.checkpoint.display(),
-                    model_config.vocab_size
-                ),
-            ));
-        }
-        // Same vocabulary size is not enough: the pieces must be the same ones.
-        if let Ok(theirs) = ModelFiles::beside(path, "tokenizer.json") {
-            let same = std::fs::read(&theirs).ok() == std::fs::read(&tokenizer_path).ok();
-            if !same {
-                return Err(LearnerError::io(
-                    path,
-                    format!(
-                        "an ensemble member trained with another tokenizer ({} is not {})",
-                        theirs.display(),
-                        tokenizer_path.display()
-                    ),
-                ));
-            }
-        }
-        let member = st_model::checkpoint::load::<B>(&config, path, device)?;
-        members.push(cast_module(member, opts.precision));
+        members.push(ensemble_member(
+            path,
+            opts,
+            &model_config,
+            &tokenizer_path,
+            device,
+        )?);
     }
     let models: Vec<&SpeechModel<B>> = members.iter().collect();
     let dataset = Dataset::open(
