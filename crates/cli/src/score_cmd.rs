@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use metrics::{paired_bootstrap, read_lines, score_files, PairedTest, QualityReport};
+use metrics::{paired_bootstrap, read_lines, read_streams, score_lines, PairedTest, QualityReport};
 use serde::Serialize;
 
 /// Arguments of `mtla-st score`.
@@ -42,26 +42,21 @@ struct Scored {
 
 /// Runs `mtla-st score`.
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
-    let report = score_files(&args.hyp, &args.refs)?;
+    let (hyps, refs) = read_streams(&args.hyp, &args.refs)?;
+    let report = score_lines(&hyps, &refs);
     eprintln!("{}", summary(&report));
     let paired_bootstrap = match &args.baseline {
         Some(baseline) => {
             anyhow::ensure!(args.resamples > 0, "--resamples must be at least 1");
             let base = read_lines(baseline)?;
             anyhow::ensure!(
-                base.len() == report.segments,
+                base.len() == hyps.len(),
                 "{}: {} lines, but {} has {}",
                 baseline.display(),
                 base.len(),
                 args.hyp.display(),
-                report.segments
+                hyps.len()
             );
-            let hyps = read_lines(&args.hyp)?;
-            let refs = args
-                .refs
-                .iter()
-                .map(|r| read_lines(r))
-                .collect::<Result<Vec<_>, _>>()?;
             let tests = paired_bootstrap(&hyps, &base, &refs, args.resamples, args.seed)?;
             for t in &tests {
                 eprintln!("{}", paired_summary(t));

@@ -63,11 +63,7 @@ impl std::ops::AddAssign for BleuStats {
 /// # Panics
 /// If `refs` is empty or a stream's length differs from `hyps.len()`.
 pub fn corpus_bleu(hyps: &[String], refs: &[Vec<String>]) -> BleuScore {
-    let mut stats = BleuStats::default();
-    for segment in segment_statistics(hyps, refs) {
-        stats += segment;
-    }
-    compute_bleu(&stats, refs.len())
+    compute_bleu(&super::sum(segment_statistics(hyps, refs)), refs.len())
 }
 
 /// Each segment's statistics (summed, they are the corpus's).

@@ -84,9 +84,7 @@ pub fn paired_bootstrap(
 
 /// The sum of the statistics of the segments `idx`.
 fn summed<S: Copy + Default + AddAssign>(stats: &[S], idx: impl Iterator<Item = usize>) -> S {
-    let mut sum = S::default();
-    idx.for_each(|i| sum += stats[i]);
-    sum
+    super::sum(idx.map(|i| stats[i]))
 }
 
 /// The paired test of one metric, `score` computing it from summed per-segment statistics.

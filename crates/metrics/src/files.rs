@@ -58,10 +58,22 @@ fn split_lines(text: &str) -> Vec<&str> {
 /// Reads `hyp` and every file in `refs` and scores them with [`score_lines`].
 ///
 /// # Errors
+/// As [`read_streams`].
+pub fn score_files(hyp: &Path, refs: &[PathBuf]) -> Result<QualityReport, MetricsError> {
+    let (hyps, streams) = read_streams(hyp, refs)?;
+    Ok(score_lines(&hyps, &streams))
+}
+
+/// The lines of `hyp` and of every file in `refs` (reference streams).
+///
+/// # Errors
 /// [`MetricsError::NoReferences`] if `refs` is empty, the [`read_lines`] errors, and
 /// [`MetricsError::LineCountMismatch`] (naming both files and both counts) if a reference file
 /// has another number of lines than `hyp`.
-pub fn score_files(hyp: &Path, refs: &[PathBuf]) -> Result<QualityReport, MetricsError> {
+pub fn read_streams(
+    hyp: &Path,
+    refs: &[PathBuf],
+) -> Result<(Vec<String>, Vec<Vec<String>>), MetricsError> {
     if refs.is_empty() {
         return Err(MetricsError::NoReferences);
     }
@@ -79,5 +91,5 @@ pub fn score_files(hyp: &Path, refs: &[PathBuf]) -> Result<QualityReport, Metric
         }
         streams.push(lines);
     }
-    Ok(score_lines(&hyps, &streams))
+    Ok((hyps, streams))
 }

@@ -24,13 +24,20 @@ pub use bootstrap::{paired_bootstrap, PairedTest};
 pub use cer::{corpus_cer, CerScore};
 pub use chrf::{corpus_chrf, corpus_chrf_pp, ChrfScore};
 pub use error::MetricsError;
-pub use files::{read_lines, score_files};
+pub use files::{read_lines, read_streams, score_files};
 pub use report::{score_lines, QualityReport};
 pub use tokenizer_13a::tokenize_13a;
 pub use wer::{corpus_wer, corpus_wer_lc_nopunct, WerScore};
 
 /// The sacreBLEU version whose results and signatures these metrics reproduce.
 pub const SACREBLEU_VERSION: &str = "2.6.0";
+
+/// The sum of per-segment sufficient statistics (a corpus's, or a resample's).
+fn sum<S: Copy + Default + std::ops::AddAssign>(items: impl IntoIterator<Item = S>) -> S {
+    let mut total = S::default();
+    items.into_iter().for_each(|s| total += s);
+    total
+}
 
 /// sacreBLEU's corpus layout: at least one reference stream, each one segment per hypothesis.
 fn check_streams(hyps: &[String], refs: &[Vec<String>]) {

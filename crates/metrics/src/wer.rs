@@ -100,14 +100,12 @@ impl WerForm {
 
 /// `jiwer.process_words(refs, hyps, transform, transform)` reduced to its counts.
 fn corpus_score(hyps: &[String], refs: &[String], form: WerForm) -> Result<WerScore, MetricsError> {
-    let mut counts = EditCounts::default();
-    for c in segment_counts(hyps, refs, form) {
-        counts += c;
-    }
-    WerScore::from_counts(counts).ok_or(MetricsError::EmptyReferences {
-        metric: form.name(),
-        segments: refs.len(),
-    })
+    WerScore::from_counts(super::sum(segment_counts(hyps, refs, form))).ok_or(
+        MetricsError::EmptyReferences {
+            metric: form.name(),
+            segments: refs.len(),
+        },
+    )
 }
 
 /// Each segment's edit counts (summed, they are the corpus's).
