@@ -87,6 +87,13 @@ ablation() {
     # Stage 7: the shipped stage 6 model (6 encoder layers, its 3-best average, f16) trained on
     # with the same data and tokenizer, a fresh schedule peaking lower, at 3e-4 (README "Stage 7").
     d256_deep6_sp2) echo "$(ablation d256_sp) --set model.encoder.layers=6 --set train.lr=3e-4" ;;
+    # Stage 12: the shipped stage 7 model trained on, a fresh schedule peaking at 2e-4: as it is
+    # (the control: more updates only) and with one more encoder layer (identity at the start)
+    # and five speeds instead of three (README "Stage 12").
+    stage12_control) echo "$(ablation d256_deep6_sp2) --set train.lr=2e-4" ;;
+    stage12_deep7_sp5) echo "$(ablation stage12_control) --set model.encoder.layers=7
+      --set data.speed_perturb=[0.8,0.9,1.0,1.1,1.2]
+      --set train.init_from=\"$(cd "$OUT" && pwd)/deep7_init.safetensors\"" ;;
     # Stage 9, the paper's comparison at the shipped model's quality: fresh decoders of each
     # attention kind on the shipped encoder (6 layers, frozen, its weights via encoder_init; a
     # fresh CTC head), stage 4's decoder recipe, the same data, tokenizer and number of updates
@@ -124,9 +131,14 @@ mkdir -p "$OUT" "$LOGS/logs"
 [ $# -gt 0 ] || set -- base prefix_norm
 for name in "$@"; do
   extra=$(ablation "$name")
-  if [ "$name" = d256_deep6_sp ] && [ ! -f "$OUT/deep6_init.safetensors" ]; then
-    "$BIN" model deepen --checkpoint models/asr/model.safetensors --encoder-layers 6 \
-      --out "$OUT/deep6_init.safetensors"
+  case "$name" in   # runs that start from models/asr deepened (the added layers identities)
+    d256_deep6_sp) layers=6 ;;
+    stage12_deep7_sp5) layers=7 ;;
+    *) layers="" ;;
+  esac
+  if [ -n "$layers" ] && [ ! -f "$OUT/deep${layers}_init.safetensors" ]; then
+    "$BIN" model deepen --checkpoint models/asr/model.safetensors --encoder-layers "$layers" \
+      --out "$OUT/deep${layers}_init.safetensors"
   fi
   resume=""
   [ -f "$OUT/$name/checkpoints/state.json" ] && resume="--resume"
