@@ -131,7 +131,10 @@ mkdir -p "$OUT" "$LOGS/logs"
 [ $# -gt 0 ] || set -- base prefix_norm
 for name in "$@"; do
   extra=$(ablation "$name")
-  case "$name" in   # runs that start from models/asr deepened (the added layers identities)
+  # Runs that start from models/asr deepened (the added layers identities). models/asr moves on
+  # as stages ship: to repeat a run, first restore the model of its day (stage 12:
+  # `git checkout f7caf2b -- models/asr`, the 6-layer stage 7 model; stage 6: its stage 5 model).
+  case "$name" in
     d256_deep6_sp) layers=6 ;;
     stage12_deep7_sp5) layers=7 ;;
     *) layers="" ;;
