@@ -52,6 +52,10 @@ pub struct EvalArgs {
     /// none).
     #[arg(long)]
     pub lm_weight: Option<f64>,
+    /// Word insertion bonus added for every word-initial piece; below 0 it holds back
+    /// hypotheses that split a word into several (default: `eval.word_bonus`; 0: none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub word_bonus: Option<f64>,
     /// Score against transcripts (ASR) instead of translations.
     #[arg(long)]
     pub asr: bool,
@@ -90,6 +94,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         ctc_weight: args.ctc_weight.unwrap_or(run_config.eval.ctc_weight),
         lm: args.lm.or(run_config.eval.lm.clone()),
         lm_weight: args.lm_weight.unwrap_or(run_config.eval.lm_weight),
+        word_bonus: args.word_bonus.unwrap_or(run_config.eval.word_bonus),
         ..run_config.eval.clone()
     };
     if eval.beam == 0 {
@@ -107,7 +112,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             .file_stem()
             .map_or("eval".into(), |s| s.to_string_lossy().to_string());
         args.checkpoint.with_extension("").with_file_name(format!(
-            "{}-{stem}-beam{}{}{}",
+            "{}-{stem}-beam{}{}{}{}",
             args.checkpoint
                 .file_stem()
                 .map_or("model".into(), |s| s.to_string_lossy().to_string()),
@@ -119,6 +124,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             match eval.lm_weight {
                 0.0 => String::new(),
                 w => format!("-lm{w}"),
+            },
+            match eval.word_bonus {
+                0.0 => String::new(),
+                w => format!("-wb{w}"),
             }
         ))
     });

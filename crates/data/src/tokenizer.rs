@@ -295,6 +295,17 @@ impl Tokenizer {
             .expect("decoding known ids cannot fail")
     }
 
+    /// For every id, whether its piece begins a word (starts with `▁`); specials do not.
+    pub fn word_starts(&self) -> Vec<bool> {
+        (0..self.vocab_size() as u32)
+            .map(|id| {
+                self.inner
+                    .id_to_token(id)
+                    .is_some_and(|piece| piece.starts_with('▁'))
+            })
+            .collect()
+    }
+
     /// Number of ids, specials included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

@@ -78,6 +78,23 @@ fn trains_encodes_decodes_and_round_trips_through_a_file() {
     ids.extend(tok.encode("Du magst die Tür."));
     ids.push(tok.eos_id());
     assert_eq!(tok.decode(&ids), "Du magst die Tür.");
+    // Word-initial pieces: as many in a sentence as it has words; no special is one.
+    let starts = tok.word_starts();
+    assert_eq!(starts.len(), tok.vocab_size());
+    assert!(specials.iter().all(|&i| !starts[i as usize]));
+    for t in &texts {
+        let words = tok
+            .encode(t)
+            .iter()
+            .filter(|&&i| starts[i as usize])
+            .count();
+        assert_eq!(
+            words,
+            t.split_whitespace().count(),
+            "{t}: {:?}",
+            tok.pieces(t)
+        );
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spm.json");

@@ -387,6 +387,7 @@ mod tests {
                     beam: 5,
                     ctc_weight: 0.0,
                     lm_weight: 0.0,
+                    word_bonus: 0.0,
                     batches: 1,
                     decode_s,
                     tokens: 5,

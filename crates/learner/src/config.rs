@@ -195,6 +195,9 @@ pub struct EvalConfig {
     /// the weight `β ≥ 0` of its log-probability (0: none; see [`crate::decode::ngram`]).
     pub lm: Option<PathBuf>,
     pub lm_weight: f64,
+    /// Word insertion bonus `γ`, added for every word-initial piece (below 0: fewer, longer
+    /// words; see [`BeamConfig::word_bonus`]).
+    pub word_bonus: f64,
 }
 
 impl Default for EvalConfig {
@@ -210,13 +213,14 @@ impl Default for EvalConfig {
             ctc_weight: b.ctc_weight,
             lm: None,
             lm_weight: b.lm_weight,
+            word_bonus: b.word_bonus,
         }
     }
 }
 
 impl EvalConfig {
     /// The CTC weight is a mixing weight, `[0, 1]`; the language model's a scale, `>= 0`, and
-    /// needs a language model.
+    /// needs a language model; the word bonus any finite number.
     pub fn check_weights(&self) -> std::result::Result<(), String> {
         if !(0.0..=1.0).contains(&self.ctc_weight) {
             return Err(format!(
@@ -228,6 +232,12 @@ impl EvalConfig {
             return Err(format!(
                 "eval.lm_weight (--lm-weight) must be a finite number >= 0, got {}",
                 self.lm_weight
+            ));
+        }
+        if !self.word_bonus.is_finite() {
+            return Err(format!(
+                "eval.word_bonus (--word-bonus) must be a finite number, got {}",
+                self.word_bonus
             ));
         }
         match self.lm_weight > 0.0 && self.lm.is_none() {
@@ -248,6 +258,7 @@ impl EvalConfig {
             min_len: self.min_len,
             ctc_weight: self.ctc_weight,
             lm_weight: self.lm_weight,
+            word_bonus: self.word_bonus,
         }
     }
 }
@@ -441,6 +452,7 @@ mod tests {
             ("eval.ctc_weight=0.3", "CTC head"),
             ("eval.lm_weight=-0.5", ">= 0"),
             ("eval.lm_weight=0.5", "needs eval.lm"),
+            ("eval.word_bonus=nan", "finite"),
         ] {
             let err = ExperimentConfig::load_with(&path, &[bad.into()])
                 .unwrap_err()

@@ -57,6 +57,8 @@ pub struct Efficiency {
     pub ctc_weight: f64,
     /// Weight of the n-gram language model in the search (0: none).
     pub lm_weight: f64,
+    /// Word insertion bonus of the search (0: none).
+    pub word_bonus: f64,
     pub batches: usize,
     /// Wall time of encoder + beam search over all batches (fairseq's `gen_timer`).
     pub decode_s: f64,
@@ -229,7 +231,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
             features,
             &batch.frames,
             &search,
-            special,
+            &special,
             lm.as_ref(),
         )?;
         B::sync(device)
@@ -277,6 +279,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Ev
             beam: search.beam,
             ctc_weight: search.ctc_weight,
             lm_weight: search.lm_weight,
+            word_bonus: search.word_bonus,
             batches: batches.len(),
             decode_s,
             tokens,
@@ -311,10 +314,10 @@ impl EvalReport {
             self.down_rate,
             e.sentences,
             e.beam,
-            [("CTC", e.ctc_weight), ("LM", e.lm_weight)]
+            [("CTC weight", e.ctc_weight), ("LM weight", e.lm_weight), ("word bonus", e.word_bonus)]
                 .iter()
-                .filter(|(_, w)| *w > 0.0)
-                .map(|(name, w)| format!(", {name} weight {w}"))
+                .filter(|(_, w)| *w != 0.0)
+                .map(|(name, w)| format!(", {name} {w}"))
                 .collect::<String>(),
             q.bleu.score,
             q.chrf.score,

@@ -254,7 +254,7 @@ impl<B: Backend> Inference<B> {
             input,
             &[features.frames],
             &search,
-            SpecialTokens::of(&self.tokenizer),
+            &SpecialTokens::of(&self.tokenizer),
             self.lm.as_ref(),
         )?;
         let seconds = t0.elapsed().as_secs_f64();

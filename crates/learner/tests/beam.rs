@@ -1,14 +1,15 @@
 //! Beam search over the caches gives the same hypotheses as re-running the full forward at
 //! each step, for every attention kind; `--beam 1` is greedy decoding; joint CTC/attention
 //! decoding follows a CTC head that is certain and needs one; shallow fusion follows a
-//! confident language model; an ensemble averages its members' probabilities.
+//! confident language model; the word bonus counts word-initial tokens; an ensemble averages
+//! its members' probabilities.
 
 use std::path::Path;
 
 use burn::prelude::*;
 use learner::decode::{
     beam_search, decode_batch, decode_ensemble, BeamConfig, CachedScorer, CtcPrefixScorer,
-    EnsembleScorer, NgramLm, Pruning, RecomputeScorer, Scorer, SpecialTokens,
+    EnsembleScorer, Hypothesis, NgramLm, Pruning, RecomputeScorer, Scorer, SpecialTokens,
 };
 use mtla::AttentionKind;
 use st_model::{DecoderStyle, ModelConfig, SpeechModel};
@@ -19,6 +20,7 @@ const SPECIAL: SpecialTokens = SpecialTokens {
     bos: 0,
     eos: 2,
     pad: 1,
+    word_start: Vec::new(),
 };
 
 fn config(kind: AttentionKind, s: usize, style: DecoderStyle) -> ModelConfig {
@@ -69,9 +71,9 @@ fn cached_and_recomputed_search_agree() {
         let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
         let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
         let mut cached = CachedScorer::new(&model, &encoded, 10).unwrap();
-        let (a, stats) = beam_search(&mut cached, &frames, &beam, SPECIAL, None, None).unwrap();
+        let (a, stats) = beam_search(&mut cached, &frames, &beam, &SPECIAL, None, None).unwrap();
         let mut slow = RecomputeScorer::new(&model, &encoded);
-        let (b, _) = beam_search(&mut slow, &frames, &beam, SPECIAL, None, None).unwrap();
+        let (b, _) = beam_search(&mut slow, &frames, &beam, &SPECIAL, None, None).unwrap();
         assert_eq!(a.len(), 3);
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.tokens, y.tokens, "{kind} s={s} {style:?}");
@@ -99,7 +101,7 @@ fn beam_one_is_greedy() {
         ..BeamConfig::default()
     };
     let mut scorer = CachedScorer::new(&model, &encoded, 12).unwrap();
-    let (hyps, _) = beam_search(&mut scorer, &frames, &beam, SPECIAL, None, None).unwrap();
+    let (hyps, _) = beam_search(&mut scorer, &frames, &beam, &SPECIAL, None, None).unwrap();
     // Plain greedy: argmax of each step (no EOS at step 0, never BOS/pad), stop at EOS.
     let mut state = model.prefill(&encoded).unwrap();
     let mut last = vec![SPECIAL.bos as i64; 2];
@@ -183,7 +185,7 @@ fn joint_ctc_search_follows_a_certain_ctc_head() {
         };
         let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
         let (hyps, _) =
-            beam_search(&mut scorer, &frames, &search, SPECIAL, Some(&ctc), None).unwrap();
+            beam_search(&mut scorer, &frames, &search, &SPECIAL, Some(&ctc), None).unwrap();
         assert_eq!(hyps[0].tokens, [5, 9, 9], "λ {ctc_weight}");
         assert_eq!(hyps[1].tokens, [12, 3], "λ {ctc_weight}");
     }
@@ -194,9 +196,9 @@ fn joint_ctc_search_follows_a_certain_ctc_head() {
         ..BeamConfig::default()
     };
     let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
-    let (with, _) = beam_search(&mut scorer, &frames, &search, SPECIAL, Some(&ctc), None).unwrap();
+    let (with, _) = beam_search(&mut scorer, &frames, &search, &SPECIAL, Some(&ctc), None).unwrap();
     let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
-    let (without, _) = beam_search(&mut scorer, &frames, &search, SPECIAL, None, None).unwrap();
+    let (without, _) = beam_search(&mut scorer, &frames, &search, &SPECIAL, None, None).unwrap();
     assert_eq!(with, without);
 }
 
@@ -217,7 +219,7 @@ fn shallow_fusion_follows_a_confident_language_model() {
             ..BeamConfig::default()
         };
         let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
-        beam_search(&mut scorer, &frames, &search, SPECIAL, None, lm)
+        beam_search(&mut scorer, &frames, &search, &SPECIAL, None, lm)
             .unwrap()
             .0
     };
@@ -228,6 +230,59 @@ fn shallow_fusion_follows_a_confident_language_model() {
     // A heavy weight: the language model's one sentence, for every utterance.
     for h in run(20.0, Some(&lm)) {
         assert_eq!(h.tokens, [7, 8, 9]);
+    }
+}
+
+#[test]
+fn word_bonus_counts_word_initial_tokens() {
+    let frames = [70, 52];
+    let cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
+    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
+    let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
+    // Ids 4..22 begin a word, 22..40 continue one.
+    let special = SpecialTokens {
+        word_start: (0..40).map(|id| (4..22).contains(&id)).collect(),
+        ..SPECIAL
+    };
+    let run = |word_bonus, special: &SpecialTokens| {
+        let search = BeamConfig {
+            beam: 3,
+            max_len_b: 9,
+            word_bonus,
+            ..BeamConfig::default()
+        };
+        let mut scorer = CachedScorer::new(&model, &encoded, 10).unwrap();
+        beam_search(&mut scorer, &frames, &search, special, None, None)
+            .unwrap()
+            .0
+    };
+    let starts = |h: &Hypothesis| {
+        h.tokens
+            .iter()
+            .filter(|&&t| special.word_start[t as usize])
+            .count()
+    };
+    // No bonus: the decoder's own search, which writes both kinds.
+    let alone = run(0.0, &special);
+    assert_eq!(run(0.0, &SPECIAL), alone);
+    assert_eq!(
+        run(-50.0, &SPECIAL),
+        alone,
+        "no word-initial ids: nothing to count"
+    );
+    assert!(
+        alone
+            .iter()
+            .any(|h| starts(h) > 0 && starts(h) < h.tokens.len()),
+        "{alone:?}"
+    );
+    // A heavy penalty: no word-initial token at all; a heavy bonus: nothing else, to the
+    // length limit.
+    for h in run(-50.0, &special) {
+        assert_eq!(starts(&h), 0, "{h:?}");
+    }
+    for h in run(50.0, &special) {
+        assert_eq!((starts(&h), h.tokens.len()), (8, 8), "{h:?}");
     }
 }
 
@@ -251,7 +306,7 @@ fn hypotheses_cut_by_the_length_limit_are_counted() {
         &mut scorer,
         &frames,
         &search(0.0, 10),
-        SPECIAL,
+        &SPECIAL,
         Some(&ctc),
         None,
     )
@@ -265,7 +320,7 @@ fn hypotheses_cut_by_the_length_limit_are_counted() {
         &mut scorer,
         &[0, 10],
         &search(0.1, 3),
-        SPECIAL,
+        &SPECIAL,
         Some(&ctc),
         None,
     )
@@ -285,7 +340,7 @@ fn joint_decoding_needs_a_ctc_head() {
         ctc_weight: 0.3,
         ..BeamConfig::default()
     };
-    let err = decode_batch(&model, batch(&frames, 80), &frames, &search, SPECIAL, None)
+    let err = decode_batch(&model, batch(&frames, 80), &frames, &search, &SPECIAL, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("needs a model with a CTC head"), "{err}");
@@ -334,13 +389,13 @@ fn an_ensemble_averages_its_members_probabilities() {
         max_len_b: 9,
         ..BeamConfig::default()
     };
-    let (one, _) = decode_batch(&a, batch(&frames, 80), &frames, &search, SPECIAL, None).unwrap();
+    let (one, _) = decode_batch(&a, batch(&frames, 80), &frames, &search, &SPECIAL, None).unwrap();
     let (twice, stats) = decode_ensemble(
         &[&a, &a],
         batch(&frames, 80),
         &frames,
         &search,
-        SPECIAL,
+        &SPECIAL,
         None,
     )
     .unwrap();

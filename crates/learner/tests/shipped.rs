@@ -54,7 +54,7 @@ fn incremental_equals_teacher_forcing(model_dir: &str) {
         features.clone(),
         &batch.frames,
         &greedy,
-        special,
+        &special,
         None,
     )
     .unwrap();

@@ -71,17 +71,13 @@ fn greedy<B: Backend>(
     let features = batch.features.cast(precision.dtype());
     let encoded = model.encode(features, &batch.frames).unwrap();
     let mut scorer = CachedScorer::new(&model, &encoded, 20).unwrap();
-    let special = SpecialTokens {
-        bos: tokenizer.bos_id(),
-        eos: tokenizer.eos_id(),
-        pad: tokenizer.pad_id(),
-    };
+    let special = SpecialTokens::of(tokenizer);
     let search = BeamConfig {
         beam: 1,
         max_len_b: 12,
         ..BeamConfig::default()
     };
-    let (hyps, _) = beam_search(&mut scorer, &host.frames, &search, special, None, None).unwrap();
+    let (hyps, _) = beam_search(&mut scorer, &host.frames, &search, &special, None, None).unwrap();
     hyps.into_iter().map(|h| h.tokens).collect()
 }
 

@@ -29,6 +29,11 @@ pub struct BeamConfig {
     /// Shallow fusion: the weight `β ≥ 0` of an n-gram language model's log-probability
     /// ([`crate::decode::ngram`]; 0: no language model).
     pub lm_weight: f64,
+    /// Word insertion bonus `γ`: added for every token that begins a word (Kaldi's word
+    /// insertion penalty with the sign turned; ESPnet's `penalty` counts every token instead).
+    /// Below 0 it holds back hypotheses that split a word the model cannot spell ("a nough"
+    /// for "enough"); 0: none.
+    pub word_bonus: f64,
 }
 
 impl Default for BeamConfig {
@@ -41,25 +46,29 @@ impl Default for BeamConfig {
             min_len: 1,
             ctc_weight: 0.0,
             lm_weight: 0.0,
+            word_bonus: 0.0,
         }
     }
 }
 
 /// Token ids the search needs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SpecialTokens {
     pub bos: u32,
     pub eos: u32,
     pub pad: u32,
+    /// For every id, whether it begins a word (for `word_bonus`; empty: none does).
+    pub word_start: Vec<bool>,
 }
 
 impl SpecialTokens {
-    /// The tokenizer's BOS, EOS and PAD.
+    /// The tokenizer's BOS, EOS and PAD, and its word-initial pieces.
     pub fn of(tokenizer: &data::Tokenizer) -> Self {
         Self {
             bos: tokenizer.bos_id(),
             eos: tokenizer.eos_id(),
             pad: tokenizer.pad_id(),
+            word_start: tokenizer.word_starts(),
         }
     }
 }
@@ -99,12 +108,13 @@ struct Beam {
 /// CTC/attention: each hypothesis's best `⌈1.5 k⌉` next tokens by the decoder are scored
 /// `(1 − λ) log p_att + λ Δ log ψ_CTC` ([`crate::decode::ctc_prefix`]). With `lm` and
 /// `config.lm_weight = β > 0`, every token also gains `β log p_LM(token | hypothesis)`
-/// ([`crate::decode::ngram`]), in the pre-beam as well.
+/// ([`crate::decode::ngram`]), in the pre-beam as well, and every token that begins a word
+/// `config.word_bonus = γ`.
 pub fn beam_search<B: Backend, S: Scorer<B>>(
     scorer: &mut S,
     src_frames: &[usize],
     config: &BeamConfig,
-    special: SpecialTokens,
+    special: &SpecialTokens,
     ctc: Option<&CtcPrefixScorer>,
     lm: Option<&NgramLm>,
 ) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
@@ -175,10 +185,15 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
                 .collect(),
             None => Vec::new(),
         };
-        let lm_of = |pos: usize, b: usize, tok: u32| {
-            lm_logp
+        // What a token adds besides the decoder and CTC: `β log p_LM + γ [tok begins a word]`.
+        let fused_of = |pos: usize, b: usize, tok: u32| {
+            let lm = lm_logp
                 .get(pos * k + b)
-                .map_or(0.0, |row| beta * row[tok as usize] as f64)
+                .map_or(0.0, |row| beta * row[tok as usize] as f64);
+            match special.word_start.get(tok as usize) {
+                Some(true) => lm + config.word_bonus,
+                _ => lm,
+            }
         };
         let tokens_of = |pos: usize, b: usize, force_eos: bool| {
             let row = &logp[(pos * k + b) * vocab..(pos * k + b + 1) * vocab];
@@ -199,10 +214,12 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
                     if beam.score == f64::NEG_INFINITY {
                         continue;
                     }
-                    // Ranked by the decoder's and the language model's weighted scores (ESPnet's
-                    // pre-beam over its full scorers).
+                    // Ranked by the decoder's, the language model's and the word bonus's weighted
+                    // scores (ESPnet's pre-beam over its full scorers).
                     let mut best: Vec<(f64, f32, u32)> = tokens_of(pos, b, force_eos)
-                        .map(|(lp, tok)| ((1.0 - lambda) * lp as f64 + lm_of(pos, b, tok), lp, tok))
+                        .map(|(lp, tok)| {
+                            ((1.0 - lambda) * lp as f64 + fused_of(pos, b, tok), lp, tok)
+                        })
                         .collect();
                     if best.len() > pre_beam {
                         best.select_nth_unstable_by(pre_beam, |a, b| b.0.total_cmp(&a.0));
@@ -242,7 +259,7 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
                     let score = beam.score
                         + (1.0 - lambda) * lp as f64
                         + lambda * delta as f64
-                        + lm_of(pos, b, tok);
+                        + fused_of(pos, b, tok);
                     if score.is_finite() {
                         candidates.push((score, b, tok, i));
                     }
@@ -251,7 +268,7 @@ pub fn beam_search<B: Backend, S: Scorer<B>>(
                 for (b, beam) in beams[s].iter().enumerate() {
                     if beam.score != f64::NEG_INFINITY {
                         candidates.extend(tokens_of(pos, b, force_eos).map(|(lp, tok)| {
-                            let score = beam.score + lp as f64 + lm_of(pos, b, tok);
+                            let score = beam.score + lp as f64 + fused_of(pos, b, tok);
                             (score, b, tok, usize::MAX)
                         }));
                     }

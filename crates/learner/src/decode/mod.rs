@@ -24,7 +24,7 @@ pub fn decode_batch<B: Backend>(
     features: Tensor<B, 3>,
     frames: &[usize],
     search: &BeamConfig,
-    special: SpecialTokens,
+    special: &SpecialTokens,
     lm: Option<&NgramLm>,
 ) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
     decode_ensemble(&[model], features, frames, search, special, lm)
@@ -41,7 +41,7 @@ pub fn decode_ensemble<B: Backend>(
     features: Tensor<B, 3>,
     frames: &[usize],
     search: &BeamConfig,
-    special: SpecialTokens,
+    special: &SpecialTokens,
     lm: Option<&NgramLm>,
 ) -> st_model::Result<(Vec<Hypothesis>, SearchStats)> {
     mtla::pool::awake_on::<B, _>(|| {
@@ -72,7 +72,7 @@ pub fn decode_ensemble<B: Backend>(
 fn ctc_prefix_scorer<B: Backend>(
     model: &SpeechModel<B>,
     encoded: &EncoderOutput<B>,
-    special: SpecialTokens,
+    special: &SpecialTokens,
 ) -> st_model::Result<CtcPrefixScorer> {
     let log_probs = model.ctc_log_probs(encoded).ok_or_else(|| {
         ModelError::Input(
