@@ -1,6 +1,7 @@
 //! `mtla-st average --checkpoints DIR --best N --out FILE [--half]`: averages a run's N best
 //! checkpoints by validation accuracy, as the paper does with its 10 best (`--half`: in f16,
-//! half the size, for shipping).
+//! half the size, for shipping); `--inputs A B ...` averages the files named instead, as
+//! fairseq's `average_checkpoints.py --inputs` (e.g. the last N of a run, kept by hand).
 
 use std::path::PathBuf;
 
@@ -9,11 +10,14 @@ use learner::average::{average_checkpoints, best_checkpoints, StoredPrecision};
 #[derive(Debug, clap::Args)]
 pub struct AverageArgs {
     /// A run directory or its checkpoints/ folder.
-    #[arg(long)]
-    pub checkpoints: PathBuf,
+    #[arg(long, required_unless_present = "inputs", conflicts_with = "inputs")]
+    pub checkpoints: Option<PathBuf>,
     /// How many of the best checkpoints to average.
     #[arg(long, default_value_t = 10)]
     pub best: usize,
+    /// Average these checkpoint files (.safetensors) instead of a run's best.
+    #[arg(long, num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
     /// The averaged weights (.safetensors).
     #[arg(long)]
     pub out: PathBuf,
@@ -25,7 +29,10 @@ pub struct AverageArgs {
 
 /// Runs `mtla-st average`.
 pub fn run(args: AverageArgs) -> anyhow::Result<()> {
-    let inputs = best_checkpoints(&args.checkpoints, args.best)?;
+    let inputs = match &args.checkpoints {
+        Some(run) => best_checkpoints(run, args.best)?,
+        None => args.inputs,
+    };
     let precision = if args.half {
         StoredPrecision::F16
     } else {
@@ -41,4 +48,36 @@ pub fn run(args: AverageArgs) -> anyhow::Result<()> {
         eprintln!("  {}", p.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::AverageArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: AverageArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<AverageArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("average").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn averages_a_runs_best_or_the_files_named() {
+        let run = parse(&["--checkpoints", "runs/a", "--best", "2", "--out", "o"]).unwrap();
+        assert_eq!(
+            (run.checkpoints.unwrap().to_str(), run.best),
+            (Some("runs/a"), 2)
+        );
+        let files = parse(&["--inputs", "a.safetensors", "b.safetensors", "--out", "o"]).unwrap();
+        assert_eq!(files.inputs.len(), 2);
+        assert!(files.checkpoints.is_none());
+        // One source, not both, not none.
+        assert!(parse(&["--checkpoints", "runs/a", "--inputs", "a", "--out", "o"]).is_err());
+        assert!(parse(&["--out", "o"]).is_err());
+    }
 }
