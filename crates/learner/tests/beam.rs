@@ -12,7 +12,7 @@ use learner::decode::{
     EnsembleScorer, Hypothesis, NgramLm, Pruning, RecomputeScorer, Scorer, SpecialTokens,
 };
 use mtla::AttentionKind;
-use st_model::{DecoderStyle, ModelConfig, SpeechModel};
+use st_model::{DecoderStyle, EncoderOutput, ModelConfig, SpeechModel};
 
 type B = burn::backend::Flex;
 
@@ -50,6 +50,14 @@ fn batch(frames: &[usize], dim: usize) -> Tensor<B, 3> {
         }
     }
     Tensor::<B, 1>::from_floats(v.as_slice(), &Default::default()).reshape([frames.len(), t, dim])
+}
+
+/// An MTLA s = 2 model (prefix decoder) and its encoding of `frames`.
+fn mtla_encoded(frames: &[usize]) -> (SpeechModel<B>, EncoderOutput<B>) {
+    let cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
+    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
+    let encoded = model.encode(batch(frames, 80), frames).unwrap();
+    (model, encoded)
 }
 
 #[test]
@@ -92,9 +100,7 @@ fn cached_and_recomputed_search_agree() {
 #[test]
 fn beam_one_is_greedy() {
     let frames = [70, 52];
-    let cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
-    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
-    let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
+    let (model, encoded) = mtla_encoded(&frames);
     let beam = BeamConfig {
         beam: 1,
         max_len_b: 12,
@@ -171,9 +177,7 @@ fn certain_ctc() -> CtcPrefixScorer {
 #[test]
 fn joint_ctc_search_follows_a_certain_ctc_head() {
     let frames = [70, 52];
-    let cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
-    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
-    let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
+    let (model, encoded) = mtla_encoded(&frames);
     let ctc = certain_ctc();
     // A beam whose pre-beam (1.5 k) covers the whole vocabulary: CTC sees every token.
     for ctc_weight in [0.5, 1.0] {
@@ -205,9 +209,7 @@ fn joint_ctc_search_follows_a_certain_ctc_head() {
 #[test]
 fn shallow_fusion_follows_a_confident_language_model() {
     let frames = [70, 52];
-    let cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
-    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
-    let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
+    let (model, encoded) = mtla_encoded(&frames);
     let sentences = (0..50).map(|_| vec![7, 8, 9]);
     let (lm, _) =
         NgramLm::train(sentences, 40, 3, SPECIAL.bos, SPECIAL.eos, Pruning::NONE).unwrap();
@@ -236,9 +238,7 @@ fn shallow_fusion_follows_a_confident_language_model() {
 #[test]
 fn word_bonus_counts_word_initial_tokens() {
     let frames = [70, 52];
-    let cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
-    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
-    let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
+    let (model, encoded) = mtla_encoded(&frames);
     // Ids 4..22 begin a word, 22..40 continue one.
     let special = SpecialTokens {
         word_start: (0..40).map(|id| (4..22).contains(&id)).collect(),
@@ -289,9 +289,7 @@ fn word_bonus_counts_word_initial_tokens() {
 #[test]
 fn hypotheses_cut_by_the_length_limit_are_counted() {
     let frames = [70, 52];
-    let cfg = config(AttentionKind::Mtla, 2, DecoderStyle::Prefix);
-    let model = SpeechModel::<B>::new(&cfg, &Default::default()).unwrap();
-    let encoded = model.encode(batch(&frames, 80), &frames).unwrap();
+    let (model, encoded) = mtla_encoded(&frames);
     let ctc = certain_ctc();
     let search = |max_len_a, max_len_b| BeamConfig {
         beam: 27,
