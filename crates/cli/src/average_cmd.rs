@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use learner::average::{average_checkpoints, best_checkpoints, StoredPrecision};
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["checkpoints", "inputs"])))]
 pub struct AverageArgs {
     /// A run directory or its checkpoints/ folder.
-    #[arg(long, required_unless_present = "inputs", conflicts_with = "inputs")]
+    #[arg(long)]
     pub checkpoints: Option<PathBuf>,
     /// How many of the best checkpoints to average.
     #[arg(long, default_value_t = 10)]
