@@ -1,13 +1,13 @@
 //! Checkpoint averaging (fairseq `average_checkpoints.py`, the paper averages its 10 best):
 //! every parameter is the element-wise mean over the checkpoints, written in f32 or, for a
-//! shipped model at half the size, f16 (loading widens it back to f32).
+//! shipped model, f16 (half the size) or 8-bit blocks (Q8_0, about a quarter; loading widens
+//! either back to f32). One input and `--q8` re-stores a model in fewer bits.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::f16;
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
+use st_model::stored::{encode, float_values, StoredTensor};
 
 use crate::error::{LearnerError, Result};
 use crate::train::state::CheckpointDir;
@@ -46,36 +46,11 @@ pub fn best_checkpoints(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// The floating-point format averaged weights are written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StoredPrecision {
-    /// As trained.
-    #[default]
-    F32,
-    /// Half the file size (about 3 significant digits per weight), for shipping a model; the
-    /// loader widens every weight back to f32, so computation is unchanged.
-    F16,
-}
+pub use st_model::stored::StoredPrecision;
 
-impl StoredPrecision {
-    fn dtype(self) -> Dtype {
-        match self {
-            StoredPrecision::F32 => Dtype::F32,
-            StoredPrecision::F16 => Dtype::F16,
-        }
-    }
-
-    /// The little-endian bytes of `value` in this format.
-    fn bytes(self, value: f64) -> Vec<u8> {
-        match self {
-            StoredPrecision::F32 => (value as f32).to_le_bytes().to_vec(),
-            StoredPrecision::F16 => f16::from_f64(value).to_le_bytes().to_vec(),
-        }
-    }
-}
-
-/// Averages the f32 tensors of `inputs` (same names and shapes) into `out`, written in
-/// `precision`; the header metadata of the first input is kept, with `averaged_from` added.
+/// Averages the tensors of `inputs` (same names and shapes; stored in f32, f16 or Q8_0) into
+/// `out`, written in `precision`; the header metadata of the first input is kept, with
+/// `averaged_from` added (`restored_from` for one input that names what it was averaged from).
 pub fn average_checkpoints(
     inputs: &[PathBuf],
     out: &Path,
@@ -88,6 +63,9 @@ pub fn average_checkpoints(
     let mut metadata = std::collections::HashMap::new();
     for (k, path) in inputs.iter().enumerate() {
         let bytes = std::fs::read(path).map_err(|e| LearnerError::io(path, e))?;
+        let bytes = st_model::stored::widen(&bytes)
+            .map_err(|e| LearnerError::io(path, e))?
+            .unwrap_or(bytes);
         let (_, meta) = SafeTensors::read_metadata(&bytes)
             .map_err(|e| LearnerError::io(path, format!("not a safetensors checkpoint: {e}")))?;
         let file = SafeTensors::deserialize(&bytes).map_err(|e| LearnerError::io(path, e))?;
@@ -105,16 +83,13 @@ pub fn average_checkpoints(
             ));
         }
         for (name, view) in file.iter() {
-            if view.dtype() != Dtype::F32 {
-                return Err(LearnerError::io(
+            let values = float_values(&view).ok_or_else(|| {
+                LearnerError::io(
                     path,
-                    format!("tensor '{name}' is {:?}, not f32", view.dtype()),
-                ));
-            }
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64);
+                    format!("tensor '{name}' is {:?}, not f32 or f16", view.dtype()),
+                )
+            })?;
+            let values = values.into_iter().map(f64::from);
             match sums.get_mut(name) {
                 Some((shape, sum)) if shape.as_slice() == view.shape() => {
                     sum.iter_mut().zip(values).for_each(|(s, v)| *s += v)
@@ -142,27 +117,22 @@ pub fn average_checkpoints(
         }
     }
     let n = inputs.len() as f64;
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = sums
+    let stored: Vec<StoredTensor> = sums
         .into_iter()
-        .map(|(name, (shape, sum))| {
-            (
-                name,
-                shape,
-                sum.iter().flat_map(|s| precision.bytes(s / n)).collect(),
-            )
+        .flat_map(|(name, (shape, sum))| {
+            let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+            encode(&name, &shape, &mean, precision)
         })
         .collect();
-    let views: Vec<(String, TensorView)> = bytes
-        .iter()
-        .map(|(name, shape, data)| {
-            (
-                name.clone(),
-                TensorView::new(precision.dtype(), shape.clone(), data).expect("consistent sizes"),
-            )
-        })
-        .collect();
+    let views = stored.iter().map(|t| (t.name.clone(), t.view()));
     let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
-    metadata.insert("averaged_from".into(), names.join(","));
+    // One input is a model re-stored in another format: what it was averaged from stays named.
+    let key = if inputs.len() == 1 && metadata.contains_key("averaged_from") {
+        "restored_from"
+    } else {
+        "averaged_from"
+    };
+    metadata.insert(key.into(), names.join(","));
     let serialized =
         safetensors::serialize(views, Some(metadata)).map_err(|e| LearnerError::io(out, e))?;
     fbank::npy::write_atomic(out, &serialized).map_err(|e| LearnerError::io(out, e))
@@ -170,6 +140,9 @@ pub fn average_checkpoints(
 
 #[cfg(test)]
 mod tests {
+    use safetensors::tensor::TensorView;
+    use safetensors::Dtype;
+
     use super::*;
 
     fn write(path: &Path, values: &[f32]) {
@@ -178,49 +151,53 @@ mod tests {
         std::fs::write(path, safetensors::serialize([("w", view)], None).unwrap()).unwrap();
     }
 
+    /// The stored dtype of `w` and its values as the loader sees them.
     fn read(path: &Path) -> (Dtype, Vec<f32>) {
         let bytes = std::fs::read(path).unwrap();
-        let file = SafeTensors::deserialize(&bytes).unwrap();
-        let view = file.tensor("w").unwrap();
-        let values = match view.dtype() {
-            Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-            Dtype::F16 => view
-                .data()
-                .chunks_exact(2)
-                .map(|c| f16::from_le_bytes(c.try_into().unwrap()).to_f32())
-                .collect(),
-            other => panic!("unexpected {other:?}"),
-        };
-        (view.dtype(), values)
+        let dtype = SafeTensors::deserialize(&bytes).unwrap().tensor("w").unwrap().dtype();
+        let wide = st_model::stored::widen(&bytes).unwrap().unwrap_or(bytes);
+        let file = SafeTensors::deserialize(&wide).unwrap();
+        (dtype, float_values(&file.tensor("w").unwrap()).unwrap())
     }
 
     #[test]
-    fn averages_elementwise_in_f32_or_half_the_size_in_f16() {
+    fn averages_elementwise_in_f32_or_smaller_in_f16_and_8_bits() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        write(&a, &[1.0, -2.0, 0.5, 1e-3, 3.0, 100.0]);
-        write(&b, &[2.0, 2.0, 0.25, 3e-3, -1.0, 200.0]);
-        let mean = [1.5, 0.0, 0.375, 2e-3, 1.0, 150.0];
-        let (f32_out, f16_out) = (dir.path().join("f32"), dir.path().join("f16"));
-        average_checkpoints(&[a.clone(), b.clone()], &f32_out, StoredPrecision::F32).unwrap();
-        average_checkpoints(&[a, b], &f16_out, StoredPrecision::F16).unwrap();
-        let (dtype, values) = read(&f32_out);
-        assert_eq!((dtype, values.as_slice()), (Dtype::F32, mean.as_slice()));
-        let (dtype, values) = read(&f16_out);
-        assert_eq!(dtype, Dtype::F16);
-        for (v, m) in values.iter().zip(mean) {
-            assert!((v - m).abs() <= m.abs() * 1e-3, "{values:?} vs {mean:?}");
+        let xs: Vec<f32> = (0..64).map(|i| (i as f32 * 0.7).sin()).collect();
+        let ys: Vec<f32> = xs.iter().map(|x| 3.0 * x - 0.25).collect();
+        write(&a, &xs);
+        write(&b, &ys);
+        let mean: Vec<f32> = xs.iter().zip(&ys).map(|(x, y)| (x + y) / 2.0).collect();
+        let out = |name: &str| dir.path().join(name);
+        let both = [a.clone(), b.clone()];
+        average_checkpoints(&both, &out("f32"), StoredPrecision::F32).unwrap();
+        average_checkpoints(&both, &out("f16"), StoredPrecision::F16).unwrap();
+        average_checkpoints(&both, &out("q8"), StoredPrecision::Q8).unwrap();
+        // A stored model re-stored in 8 bits: its one input, widened, written again.
+        average_checkpoints(&[out("f16")], &out("f16-q8"), StoredPrecision::Q8).unwrap();
+
+        let (dtype, values) = read(&out("f32"));
+        assert_eq!((dtype, values), (Dtype::F32, mean.clone()));
+        let max = mean.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (file, dtype, tol) in [
+            ("f16", Dtype::F16, 1e-3 * max),
+            ("q8", Dtype::I8, max / 127.0),
+            ("f16-q8", Dtype::I8, max / 127.0),
+        ] {
+            let (d, values) = read(&out(file));
+            assert_eq!(d, dtype, "{file}");
+            for (v, m) in values.iter().zip(&mean) {
+                assert!((v - m).abs() <= tol, "{file}: {v} vs {m}");
+            }
         }
-        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        let size = |name: &str| std::fs::metadata(out(name)).unwrap().len();
         assert!(
-            size(&f16_out) < size(&f32_out),
-            "{} vs {}",
-            size(&f16_out),
-            size(&f32_out)
+            size("q8") < size("f16") && size("f16") < size("f32"),
+            "{} {} {}",
+            size("q8"),
+            size("f16"),
+            size("f32")
         );
     }
 }

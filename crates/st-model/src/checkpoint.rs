@@ -54,8 +54,9 @@ pub fn stored_config(path: &Path) -> Result<ModelConfig> {
     ModelConfig::from_toml(text).map_err(|e| fail(path, e.to_string()))
 }
 
-/// Loads the weights at `path` into `model` (built from the config they must fit). With
-/// `prefix` (e.g. `"encoder."`), loads only the parameters under it.
+/// Loads the weights at `path` into `model` (built from the config they must fit), widened to
+/// f32 whatever format they are stored in ([`crate::stored`]). With `prefix` (e.g.
+/// `"encoder."`), loads only the parameters under it.
 pub fn load_into<B: Backend>(
     model: &mut SpeechModel<B>,
     path: &Path,
@@ -64,7 +65,9 @@ pub fn load_into<B: Backend>(
     if !path.exists() {
         return Err(fail(path, "no such checkpoint"));
     }
-    let mut store = SafetensorsStore::from_file(path)
+    let bytes = std::fs::read(path).map_err(|e| fail(path, format!("cannot read: {e}")))?;
+    let widened = crate::stored::widen(&bytes).map_err(|e| fail(path, e))?;
+    let mut store = SafetensorsStore::from_bytes(Some(widened.unwrap_or(bytes)))
         .validate(false)
         .allow_partial(true)
         .with_from_adapter(WidenHalf);

@@ -15,6 +15,7 @@ pub mod feed_forward;
 pub mod layout;
 pub mod model;
 pub mod projector;
+pub mod stored;
 pub mod subsampler;
 pub mod summary;
 

@@ -1,5 +1,5 @@
 //! Checkpoints round-trip, load atomically, name the first mismatching parameter, load from
-//! half-precision files (shipped models) into f32, and can initialise an encoder from another
+//! f16 or 8-bit files (shipped models) into f32, and can initialise an encoder from another
 //! model.
 
 mod common;
@@ -70,58 +70,51 @@ fn save_load_round_trip_and_mismatch_errors() {
         .contains("tmp")));
 }
 
-/// A checkpoint whose weights are stored in f16 (`mtla-st average --half`) loads into an f32
-/// model that computes what the f32 weights compute, to f16's precision.
+/// A checkpoint whose weights are stored in f16 or 8-bit blocks (`mtla-st average --half`,
+/// `--q8`) loads into an f32 model that computes what the f32 weights compute, to the stored
+/// precision.
 #[test]
-fn half_precision_weights_load_widened_to_f32() {
-    use burn::tensor::{f16, DType};
-    use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+fn smaller_stored_weights_load_widened_to_f32() {
+    use burn::tensor::DType;
+    use safetensors::SafeTensors;
+    use st_model::stored::{encode, float_values, StoredPrecision};
     let dir = tempfile::tempdir().unwrap();
-    let (full, half) = (
-        dir.path().join("f32.safetensors"),
-        dir.path().join("f16.safetensors"),
-    );
+    let full = dir.path().join("f32.safetensors");
     let config = tiny(AttentionKind::Mtla, 2, DecoderStyle::Cross);
     let model = SpeechModel::<B>::new(&config, &Default::default()).unwrap();
     save(&model, &config, &full).unwrap();
     let bytes = std::fs::read(&full).unwrap();
     let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
     let file = SafeTensors::deserialize(&bytes).unwrap();
-    let narrowed: Vec<(String, Vec<usize>, Vec<u8>)> = file
-        .iter()
-        .map(|(name, view)| {
-            assert_eq!(view.dtype(), Dtype::F32, "{name}");
-            let data = view
-                .data()
-                .chunks_exact(4)
-                .flat_map(|c| {
-                    f16::from_f32(f32::from_le_bytes(c.try_into().unwrap())).to_le_bytes()
-                })
-                .collect();
-            (name.to_string(), view.shape().to_vec(), data)
-        })
-        .collect();
-    let views = narrowed.iter().map(|(n, shape, data)| {
-        (
-            n.clone(),
-            TensorView::new(Dtype::F16, shape.clone(), data).unwrap(),
+    let mut diffs = vec![];
+    for precision in [StoredPrecision::F16, StoredPrecision::Q8] {
+        let stored: Vec<_> = file
+            .iter()
+            .flat_map(|(name, view)| {
+                encode(name, view.shape(), &float_values(&view).unwrap(), precision)
+            })
+            .collect();
+        let path = dir.path().join(format!("{precision:?}.safetensors"));
+        let views = stored.iter().map(|t| (t.name.clone(), t.view()));
+        std::fs::write(
+            &path,
+            safetensors::serialize(views, meta.metadata().clone()).unwrap(),
         )
-    });
-    std::fs::write(
-        &half,
-        safetensors::serialize(views, meta.metadata().clone()).unwrap(),
-    )
-    .unwrap();
+        .unwrap();
 
-    let loaded = load::<B>(&stored_config(&half).unwrap(), &half, &Default::default()).unwrap();
-    let (a, b) = logits_of_both(&model, &loaded, &config);
-    assert_eq!(b.dtype(), DType::F32);
-    let diff = (a.clone() - b).abs().max().into_scalar();
-    let scale = a.abs().max().into_scalar();
-    assert!(
-        diff > 0.0 && diff < 1e-2 * scale,
-        "max |diff| {diff}, max |logit| {scale}"
-    );
+        let loaded =
+            load::<B>(&stored_config(&path).unwrap(), &path, &Default::default()).unwrap();
+        let (a, b) = logits_of_both(&model, &loaded, &config);
+        assert_eq!(b.dtype(), DType::F32);
+        let diff = (a.clone() - b).abs().max().into_scalar();
+        let scale = a.abs().max().into_scalar();
+        assert!(
+            diff > 0.0 && diff < 2e-2 * scale,
+            "{precision:?}: max |diff| {diff}, max |logit| {scale}"
+        );
+        diffs.push(diff);
+    }
+    assert!(diffs[0] < diffs[1], "f16 is the closer of the two: {diffs:?}");
 }
 
 #[test]
