@@ -94,6 +94,12 @@ ablation() {
     stage12_deep7_sp5) echo "$(ablation stage12_control) --set model.encoder.layers=7
       --set data.speed_perturb=[0.8,0.9,1.0,1.1,1.2]
       --set train.init_from=\"$(cd "$OUT" && pwd)/deep7_init.safetensors\"" ;;
+    # Stage 15: the shipped model (stage 13, 7 layers) with a Conformer convolution module of
+    # 15 taps in every encoder layer (identities at the start), stage 12's schedule and data
+    # (README "Stage 15").
+    stage15_conformer) echo "$(ablation stage12_control) --set model.encoder.layers=7
+      --set model.encoder.conv_module_kernel=15 --set data.speed_perturb=[0.8,0.9,1.0,1.1,1.2]
+      --set train.init_from=\"$(cd "$OUT" && pwd)/conformer15_init.safetensors\"" ;;
     # Stage 9, the paper's comparison at the shipped model's quality: fresh decoders of each
     # attention kind on the shipped encoder (6 layers, frozen, its weights via encoder_init; a
     # fresh CTC head), stage 4's decoder recipe, the same data, tokenizer and number of updates
@@ -131,9 +137,10 @@ mkdir -p "$OUT" "$LOGS/logs"
 [ $# -gt 0 ] || set -- base prefix_norm
 for name in "$@"; do
   extra=$(ablation "$name")
-  # Runs that start from models/asr deepened (the added layers identities). models/asr moves on
-  # as stages ship: to repeat a run, first restore the model of its day (stage 12:
-  # `git checkout f7caf2b -- models/asr`, the 6-layer stage 7 model; stage 6: its stage 5 model).
+  # Runs that start from models/asr grown (the added layers or modules identities). models/asr
+  # moves on as stages ship: to repeat a run, first restore the model of its day (stage 12:
+  # `git checkout f7caf2b -- models/asr`, the 6-layer stage 7 model; stage 6: its stage 5 model;
+  # stage 15: `git checkout 1c8d508 -- models/asr`, the f16 stage 13 model).
   case "$name" in
     d256_deep6_sp) layers=6 ;;
     stage12_deep7_sp5) layers=7 ;;
@@ -142,6 +149,10 @@ for name in "$@"; do
   if [ -n "$layers" ] && [ ! -f "$OUT/deep${layers}_init.safetensors" ]; then
     "$BIN" model deepen --checkpoint models/asr/model.safetensors --encoder-layers "$layers" \
       --out "$OUT/deep${layers}_init.safetensors"
+  fi
+  if [ "$name" = stage15_conformer ] && [ ! -f "$OUT/conformer15_init.safetensors" ]; then
+    "$BIN" model deepen --checkpoint models/asr/model.safetensors --conv-module-kernel 15 \
+      --out "$OUT/conformer15_init.safetensors"
   fi
   resume=""
   [ -f "$OUT/$name/checkpoints/state.json" ] && resume="--resume"

@@ -1,12 +1,13 @@
 //! `mtla-st model summary --config FILE`: parameters per module and in total, and the decoder
 //! KV cache per generated token and after a given prefix. `mtla-st model deepen`: a trained
-//! checkpoint with more encoder layers that computes the same (Net2DeeperNet), to train on.
+//! checkpoint with more encoder layers and/or Conformer convolution modules that computes the
+//! same (Net2DeeperNet), to train on.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use st_model::checkpoint::{load, save, stored_config};
-use st_model::deepen::deepen_encoder;
+use st_model::deepen::{add_conv_modules, deepen_encoder};
 use st_model::summary::summarize;
 use st_model::{ModelConfig, SpeechModel};
 
@@ -27,17 +28,22 @@ pub enum ModelCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Adds encoder layers to a trained checkpoint without changing what it computes: copies of
-    /// the layers they follow with their output projections at zero (identities). Train on it
-    /// with `train.init_from` and `--set model.encoder.layers=N` (same tokenizer).
+    /// Grows a trained checkpoint's encoder without changing what it computes: more layers
+    /// (copies of the layers they follow with their output projections at zero) and/or a
+    /// Conformer convolution module in every layer (its output projection at zero). Train on it
+    /// with `train.init_from` and the new sizes (`--set model.encoder.layers=N`, `--set
+    /// model.encoder.conv_module_kernel=K`; same tokenizer).
     Deepen {
-        /// The trained checkpoint (f32 or f16); its stored config is the starting point.
+        /// The trained checkpoint (f32, f16 or 8-bit); its stored config is the starting point.
         #[arg(long)]
         checkpoint: PathBuf,
-        /// Encoder layers of the result (at least the checkpoint's).
+        /// Encoder layers of the result (at least the checkpoint's; default: the same).
+        #[arg(long, required_unless_present = "conv_module_kernel")]
+        encoder_layers: Option<usize>,
+        /// Add a convolution module of this many taps (odd, e.g. 15) to every encoder layer.
         #[arg(long)]
-        encoder_layers: usize,
-        /// Where to write the deeper checkpoint (f32).
+        conv_module_kernel: Option<usize>,
+        /// Where to write the grown checkpoint (f32).
         #[arg(long)]
         out: PathBuf,
     },
@@ -55,22 +61,38 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
         ModelCommand::Deepen {
             checkpoint,
             encoder_layers,
+            conv_module_kernel,
             out,
-        } => deepen(checkpoint, encoder_layers, out),
+        } => deepen(checkpoint, encoder_layers, conv_module_kernel, out),
     }
 }
 
-fn deepen(checkpoint: PathBuf, layers: usize, out: PathBuf) -> anyhow::Result<()> {
+fn deepen(
+    checkpoint: PathBuf,
+    layers: Option<usize>,
+    conv_module_kernel: Option<usize>,
+    out: PathBuf,
+) -> anyhow::Result<()> {
     type B = burn::backend::Flex;
     let config = stored_config(&checkpoint)?;
-    let model = load::<B>(&config, &checkpoint, &Default::default())?;
-    let before = config.encoder.layers;
-    let (model, config) = deepen_encoder(model, &config, layers)
-        .with_context(|| format!("deepening {}", checkpoint.display()))?;
-    save(&model, &config, &out)?;
+    let mut model = load::<B>(&config, &checkpoint, &Default::default())?;
+    let mut grown = config.clone();
+    let context = || format!("growing {}", checkpoint.display());
+    if let Some(kernel) = conv_module_kernel {
+        (model, grown) = add_conv_modules(model, &grown, kernel).with_context(context)?;
+    }
+    if let Some(layers) = layers {
+        (model, grown) = deepen_encoder(model, &grown, layers).with_context(context)?;
+    }
+    save(&model, &grown, &out)?;
     println!(
-        "{}: encoder {before} -> {layers} layers (the added ones identities), written to {}",
+        "{}: encoder {} -> {} layers (the added ones identities), convolution modules {} -> {} \
+         taps (0: none; added ones identities), written to {}",
         checkpoint.display(),
+        config.encoder.layers,
+        grown.encoder.layers,
+        config.encoder.conv_module_kernel,
+        grown.encoder.conv_module_kernel,
         out.display()
     );
     Ok(())

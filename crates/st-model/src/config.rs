@@ -31,6 +31,9 @@ pub struct EncoderConfig {
     pub conv_kernel: usize,
     /// Number of stride-2 convolutions (2 = 4x time subsampling).
     pub conv_layers: usize,
+    /// Taps of each layer's Conformer convolution module ([`crate::conv_module`]; odd), or 0 for
+    /// none (the paper's Transformer encoder).
+    pub conv_module_kernel: usize,
 }
 
 impl Default for EncoderConfig {
@@ -42,6 +45,7 @@ impl Default for EncoderConfig {
             conv_channels: 1024,
             conv_kernel: 5,
             conv_layers: 2,
+            conv_module_kernel: 0,
         }
     }
 }
@@ -177,6 +181,12 @@ impl ModelConfig {
             return err(format!(
                 "encoder.conv_layers must be >= 1, conv_kernel odd and conv_channels even (got {}, {}, {})",
                 e.conv_layers, e.conv_kernel, e.conv_channels
+            ));
+        }
+        if e.conv_module_kernel % 2 == 0 && e.conv_module_kernel != 0 {
+            return err(format!(
+                "encoder.conv_module_kernel must be odd, or 0 for no convolution module (got {})",
+                e.conv_module_kernel
             ));
         }
         if self.d_model % 4 != 0 {

@@ -9,12 +9,16 @@
 //! FFN weights start as features the model already uses, and gradients reach the zeroed
 //! projections from the first update on (the gradient of a zero weight is its input times the
 //! upstream gradient, neither of which is zero).
+//!
+//! The same holds for a Conformer convolution module ([`add_conv_modules`]): with its output
+//! projection `pointwise_out` at zero it adds zero, and every layer can gain one.
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::Linear;
 use burn::prelude::*;
 
 use crate::config::ModelConfig;
+use crate::conv_module::ConvModule;
 use crate::encoder::EncoderLayer;
 use crate::error::{ModelError, Result};
 use crate::model::SpeechModel;
@@ -52,11 +56,41 @@ pub fn deepen_encoder<B: Backend>(
     Ok((model, config))
 }
 
+/// `model` (built from `config`) with a convolution module of `kernel` taps in every encoder
+/// layer, and its config; the outputs are bit for bit those of `model` (each module's output
+/// projection at zero, the rest initialised as a fresh module).
+pub fn add_conv_modules<B: Backend>(
+    model: SpeechModel<B>,
+    config: &ModelConfig,
+    kernel: usize,
+) -> Result<(SpeechModel<B>, ModelConfig)> {
+    let mut config = config.clone();
+    if config.encoder.conv_module_kernel != 0 {
+        return Err(ModelError::Config(format!(
+            "encoder.conv_module_kernel: the encoder already has convolution modules ({} taps)",
+            config.encoder.conv_module_kernel
+        )));
+    }
+    config.encoder.conv_module_kernel = kernel;
+    config.validate()?;
+    let mut model = model;
+    for layer in &mut model.encoder.layers {
+        let device = layer.ffn_norm.gamma.device();
+        let mut conv = ConvModule::new(config.d_model, kernel, config.dropout, &device);
+        conv.pointwise_out = zeroed(conv.pointwise_out);
+        layer.conv = Some(conv);
+    }
+    Ok((model, config))
+}
+
 /// `layer` with fresh parameter ids and its output projections at zero: the identity.
 fn identity_copy<B: Backend>(layer: EncoderLayer<B>) -> EncoderLayer<B> {
     let mut layer = layer.map(&mut FreshIds);
     layer.self_attn.out_proj = zeroed(layer.self_attn.out_proj);
     layer.ffn.fc2 = zeroed(layer.ffn.fc2);
+    if let Some(conv) = layer.conv.as_mut() {
+        conv.pointwise_out = zeroed(conv.pointwise_out.clone());
+    }
     layer
 }
 

@@ -1,6 +1,7 @@
 //! The speech encoder (fairseq `S2TTransformerEncoder`): subsampler, `x * sqrt(d)` plus
-//! sinusoidal positions, pre-LayerNorm Transformer layers (MHA, ReLU FFN, dropout), final
-//! LayerNorm. Padding masks follow the subsampling.
+//! sinusoidal positions, pre-LayerNorm Transformer layers (MHA, ReLU FFN, dropout; optionally a
+//! Conformer convolution module between the two), final LayerNorm. Padding masks follow the
+//! subsampling.
 
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
@@ -11,14 +12,17 @@ use mtla::KeyPadding;
 
 use crate::attention::MultiHeadAttention;
 use crate::config::ModelConfig;
+use crate::conv_module::ConvModule;
 use crate::feed_forward::FeedForward;
-use crate::subsampler::Subsampler;
+use crate::subsampler::{keep_frames, Subsampler};
 
-/// One pre-LN encoder layer: `x += drop(attn(LN(x)))`, `x += drop(ffn(LN(x)))`.
+/// One pre-LN encoder layer: `x += drop(attn(LN(x)))`, with a convolution module
+/// `x += drop(conv(x))` (Conformer), then `x += drop(ffn(LN(x)))`.
 #[derive(Module, Debug)]
 pub struct EncoderLayer<B: Backend> {
     pub self_attn: MultiHeadAttention<B>,
     pub self_attn_norm: LayerNorm<B>,
+    pub conv: Option<ConvModule<B>>,
     pub ffn: FeedForward<B>,
     pub ffn_norm: LayerNorm<B>,
     pub dropout: Dropout,
@@ -30,18 +34,30 @@ impl<B: Backend> EncoderLayer<B> {
         Self {
             self_attn: MultiHeadAttention::new(d, config.encoder.heads, config.dropout, device),
             self_attn_norm: LayerNormConfig::new(d).init(device),
+            conv: (config.encoder.conv_module_kernel > 0).then(|| {
+                ConvModule::new(d, config.encoder.conv_module_kernel, config.dropout, device)
+            }),
             ffn: FeedForward::new(d, config.encoder.ffn_dim, config.dropout, device),
             ffn_norm: LayerNormConfig::new(d).init(device),
             dropout: Dropout::new(config.dropout),
         }
     }
 
-    fn forward(&self, x: Tensor<B, 3>, key_bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
+    /// `keep` `[batch, t, 1]`: 1 for a real frame, 0 for padding.
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        key_bias: Option<Tensor<B, 4>>,
+        keep: &Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
         let h = layer_norm(&self.self_attn_norm, x.clone());
         let memory = self.self_attn.memory(h.clone());
-        let x = x + self
+        let mut x = x + self
             .dropout
             .forward(self.self_attn.attend(h, &memory, key_bias));
+        if let Some(conv) = &self.conv {
+            x = x.clone() + self.dropout.forward(conv.forward(x, keep.clone()));
+        }
         let h = self.ffn.forward(layer_norm(&self.ffn_norm, x.clone()));
         x + self.dropout.forward(h)
     }
@@ -97,8 +113,9 @@ impl<B: Backend> Encoder<B> {
         let key_bias = KeyPadding::from_lengths(&lengths, t)
             .key_bias()
             .map(|bias| bias_tensor(b, 1, t, bias, &device, dtype));
+        let keep = keep_frames::<B>(&lengths, t, &device, dtype).reshape([b, t, 1]);
         for layer in &self.layers {
-            x = layer.forward(x, key_bias.clone());
+            x = layer.forward(x, key_bias.clone(), &keep);
         }
         EncoderOutput {
             states: layer_norm(&self.norm, x),

@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod checkpoint;
 pub mod config;
+pub mod conv_module;
 pub mod decoder;
 pub mod deepen;
 pub mod encoder;

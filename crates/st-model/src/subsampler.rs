@@ -70,14 +70,10 @@ impl<B: Backend> Subsampler<B> {
             let (y, time_axis) = layer(conv, x);
             lengths = lengths.iter().map(|&n| halve(n)).collect();
             let t = y.dims()[time_axis];
-            let keep: Vec<f32> = lengths
-                .iter()
-                .flat_map(|&n| (0..t).map(move |j| f32::from(j < n)))
-                .collect();
             let mut shape = [frames.len(), 1, 1];
             shape[time_axis] = t;
             let dtype = y.dtype();
-            x = y * Tensor::<B, 1>::from_data(keep.as_slice(), (&device, dtype)).reshape(shape);
+            x = y * keep_frames::<B>(&lengths, t, &device, dtype).reshape(shape);
         }
         x
     }
@@ -89,6 +85,20 @@ impl<B: Backend> Subsampler<B> {
             .map(|&n| (0..self.convs.len()).fold(n, |n, _| halve(n)))
             .collect()
     }
+}
+
+/// `[batch · t]`, row-major: 1 for each row's first `lengths[row]` frames, 0 for its padding.
+pub fn keep_frames<B: Backend>(
+    lengths: &[usize],
+    t: usize,
+    device: &B::Device,
+    dtype: burn::tensor::DType,
+) -> Tensor<B, 1> {
+    let keep: Vec<f32> = lengths
+        .iter()
+        .flat_map(|&n| (0..t).map(move |j| f32::from(j < n)))
+        .collect();
+    Tensor::<B, 1>::from_data(keep.as_slice(), (device, dtype))
 }
 
 /// Channel-major layer `[batch, C, T] -> [batch, C', T']`: burn's `conv1d`, then GLU over

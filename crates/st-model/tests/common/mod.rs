@@ -21,6 +21,7 @@ pub fn tiny(kind: AttentionKind, down_rate: usize, style: DecoderStyle) -> Model
             conv_channels: 32,
             conv_kernel: 5,
             conv_layers: 2,
+            conv_module_kernel: 0,
         },
         ..ModelConfig::default()
     };
