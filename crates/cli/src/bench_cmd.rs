@@ -28,6 +28,9 @@ pub enum BenchCommand {
     /// Per-token decode time and KV-cache bytes of a whole decoder (e.g. the paper's 9 layers)
     /// as the prefix + target length grows, for several beam sizes.
     Decode(DecodeBenchArgs),
+    /// One Conformer convolution module's training step on the CPU, its depthwise convolution
+    /// as one graph node and with burn's ops.
+    ConvModule(crate::conv_module_bench::ConvModuleBenchArgs),
 }
 
 /// Runs `mtla-st bench ...`.
@@ -38,6 +41,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Fbank(args) => bench_fbank(args),
         BenchCommand::Loader(args) => crate::loader_bench::run(args),
         BenchCommand::Decode(args) => bench_decode(args),
+        BenchCommand::ConvModule(args) => crate::conv_module_bench::run(args),
     }
 }
 

@@ -5,6 +5,7 @@ mod average_cmd;
 mod backend;
 mod bench_cmd;
 mod compare_cmd;
+mod conv_module_bench;
 mod corpus_cmd;
 mod decode_cmd;
 mod eval_cmd;

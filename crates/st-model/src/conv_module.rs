@@ -15,10 +15,11 @@ use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, silu};
-use burn::tensor::s;
 use mtla::dropout::Dropout;
 use mtla::layer_norm::layer_norm;
 use mtla::linear::linear;
+
+use crate::depthwise::depthwise_conv;
 
 /// The convolution module of one encoder layer; the layer adds `dropout(conv(x))` to `x`.
 #[derive(Module, Debug)]
@@ -64,30 +65,13 @@ impl<B: Backend> ConvModule<B> {
         let h = layer_norm(&self.norm, x);
         let h = linear(&self.pointwise_value, h.clone())
             * sigmoid(linear(&self.pointwise_gate, h));
-        let h = self.depthwise(h * keep);
+        let h = depthwise_conv(
+            h * keep,
+            self.depthwise_weight.val(),
+            self.depthwise_bias.val(),
+        );
         let h = silu(layer_norm(&self.depthwise_norm, h));
         self.dropout.forward(linear(&self.pointwise_out, h))
-    }
-
-    /// `y_t = b + Σ_j w_j ⊙ x_{t+j-p}` over taps `j < kernel`, `p = kernel / 2`, zero outside
-    /// `0..t`: one shifted slice and one broadcast product per tap.
-    fn depthwise(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [batch, t, d] = x.dims();
-        let weight = self.depthwise_weight.val();
-        let kernel = weight.dims()[0];
-        let pad = kernel / 2;
-        let (device, dtype) = (x.device(), x.dtype());
-        let zeros = || Tensor::<B, 3>::zeros([batch, pad, d], (&device, dtype));
-        let padded = Tensor::cat(vec![zeros(), x, zeros()], 1);
-        (0..kernel)
-            .map(|j| {
-                padded.clone().slice(s![.., j..j + t, ..])
-                    * weight.clone().slice(s![j..j + 1, ..]).unsqueeze::<3>()
-            })
-            .fold(
-                self.depthwise_bias.val().reshape([1, 1, d]),
-                |sum, tap| sum + tap,
-            )
     }
 }
 
@@ -98,26 +82,6 @@ mod tests {
     use super::*;
 
     type B = Flex;
-
-    /// The depthwise convolution is burn's grouped `conv1d` with the same filters.
-    #[test]
-    fn depthwise_is_a_grouped_convolution() {
-        let device = Default::default();
-        let (d, kernel, t) = (6, 5, 9);
-        let m = ConvModule::<B>::new(d, kernel, 0.0, &device);
-        let x = Tensor::<B, 3>::random([2, t, d], burn::tensor::Distribution::Default, &device);
-        let ours = m.depthwise(x.clone());
-        let weight = m.depthwise_weight.val().transpose().reshape([d, 1, kernel]);
-        let theirs = burn::tensor::module::conv1d(
-            x.swap_dims(1, 2),
-            weight,
-            Some(m.depthwise_bias.val()),
-            burn::tensor::ops::ConvOptions::new([1], [kernel / 2], [1], d),
-        )
-        .swap_dims(1, 2);
-        let diff = (ours - theirs).abs().max().into_scalar();
-        assert!(diff < 1e-5, "{diff}");
-    }
 
     /// Padding does not reach real frames: a row computes the same alone as padded in a batch.
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod conv_module;
 pub mod decoder;
 pub mod deepen;
+pub mod depthwise;
 pub mod encoder;
 pub mod error;
 pub mod feed_forward;
