@@ -154,7 +154,11 @@ mod tests {
     /// The stored dtype of `w` and its values as the loader sees them.
     fn read(path: &Path) -> (Dtype, Vec<f32>) {
         let bytes = std::fs::read(path).unwrap();
-        let dtype = SafeTensors::deserialize(&bytes).unwrap().tensor("w").unwrap().dtype();
+        let dtype = SafeTensors::deserialize(&bytes)
+            .unwrap()
+            .tensor("w")
+            .unwrap()
+            .dtype();
         let wide = st_model::stored::widen(&bytes).unwrap().unwrap_or(bytes);
         let file = SafeTensors::deserialize(&wide).unwrap();
         (dtype, float_values(&file.tensor("w").unwrap()).unwrap())

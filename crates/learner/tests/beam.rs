@@ -253,7 +253,11 @@ fn word_bonus_counts_word_initial_tokens() {
     };
     // The untrained model's own search, with no word-initial ids: a bonus has nothing to count.
     let alone = run(0.0, &SPECIAL);
-    assert_eq!(run(-50.0, &SPECIAL), alone, "no word-initial ids: nothing to count");
+    assert_eq!(
+        run(-50.0, &SPECIAL),
+        alone,
+        "no word-initial ids: nothing to count"
+    );
     // The first token the search wrote begins a word, every other id continues one (the
     // weights are random, so the ids are taken from what this model writes).
     let first = alone[0].tokens[0];
@@ -264,7 +268,9 @@ fn word_bonus_counts_word_initial_tokens() {
     let starts = |h: &Hypothesis| h.tokens.iter().filter(|&&t| t == first).count();
     assert_eq!(run(0.0, &special), alone);
     assert!(
-        alone.iter().any(|h| starts(h) > 0 && starts(h) < h.tokens.len()),
+        alone
+            .iter()
+            .any(|h| starts(h) > 0 && starts(h) < h.tokens.len()),
         "{alone:?}"
     );
     // A heavy penalty: no word-initial token at all; a heavy bonus: nothing else, to the

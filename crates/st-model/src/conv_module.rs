@@ -11,8 +11,8 @@
 //! Frames past a row's length are zeroed before the depthwise convolution, so padding never
 //! reaches a real frame.
 
-use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::module::Param;
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, silu};
 use mtla::dropout::Dropout;
@@ -63,8 +63,7 @@ impl<B: Backend> ConvModule<B> {
     /// `conv(x)` `[batch, t, d]`.
     pub fn forward(&self, x: Tensor<B, 3>, keep: Tensor<B, 3>) -> Tensor<B, 3> {
         let h = layer_norm(&self.norm, x);
-        let h = linear(&self.pointwise_value, h.clone())
-            * sigmoid(linear(&self.pointwise_gate, h));
+        let h = linear(&self.pointwise_value, h.clone()) * sigmoid(linear(&self.pointwise_gate, h));
         let h = depthwise_conv(
             h * keep,
             self.depthwise_weight.val(),

@@ -52,7 +52,11 @@ pub fn depthwise_conv<B: Backend>(
 }
 
 /// With burn's ops: one shifted slice and one broadcast product per tap.
-fn depthwise_ops<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>, bias: Tensor<B, 1>) -> Tensor<B, 3> {
+fn depthwise_ops<B: Backend>(
+    x: Tensor<B, 3>,
+    weight: Tensor<B, 2>,
+    bias: Tensor<B, 1>,
+) -> Tensor<B, 3> {
     let [batch, t, d] = x.dims();
     let kernel = weight.dims()[0];
     let pad = kernel / 2;
@@ -187,8 +191,11 @@ impl Depthwise {
                         let s = o + j - pad;
                         let (g, xs) = (&dy[o * d..][..d], &x[s * d..][..d]);
                         let dx = &mut dx[s * d..][..d];
-                        for (((dx, dw), (&g, &x)), &w) in
-                            dx.iter_mut().zip(dw.iter_mut()).zip(g.iter().zip(xs)).zip(w)
+                        for (((dx, dw), (&g, &x)), &w) in dx
+                            .iter_mut()
+                            .zip(dw.iter_mut())
+                            .zip(g.iter().zip(xs))
+                            .zip(w)
                         {
                             *dx += w * g;
                             *dw += g * x;

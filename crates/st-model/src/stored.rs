@@ -51,7 +51,9 @@ impl StoredTensor {
 }
 
 fn f16_bytes(values: impl Iterator<Item = f32>) -> Vec<u8> {
-    values.flat_map(|v| f16::from_f32(v).to_le_bytes()).collect()
+    values
+        .flat_map(|v| f16::from_f32(v).to_le_bytes())
+        .collect()
 }
 
 /// The tensor `name` of `shape` with `values`, as written in `precision`: one stored tensor, or
@@ -111,7 +113,11 @@ pub fn quantize(values: &[f32]) -> (Vec<i8>, Vec<f16>) {
         .map(|block| {
             let max = block.iter().fold(0f32, |m, v| m.max(v.abs()));
             let d = f16::from_f32(max / 127.0);
-            let inv = if d.to_f32() > 0.0 { 1.0 / d.to_f32() } else { 0.0 };
+            let inv = if d.to_f32() > 0.0 {
+                1.0 / d.to_f32()
+            } else {
+                0.0
+            };
             q.extend(
                 block
                     .iter()
@@ -181,7 +187,11 @@ pub fn widen(bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let q: Vec<i8> = view.data().iter().map(|&b| b as i8).collect();
         let scales: Vec<f16> = match tensors.get(&format!("{name}{SCALE_SUFFIX}")) {
             Some(s) if s.dtype() == Dtype::F16 && s.shape() == [q.len().div_ceil(BLOCK)] => {
-                float_values(s).unwrap().into_iter().map(f16::from_f32).collect()
+                float_values(s)
+                    .unwrap()
+                    .into_iter()
+                    .map(f16::from_f32)
+                    .collect()
             }
             Some(s) => {
                 return Err(format!(
@@ -192,10 +202,16 @@ pub fn widen(bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
                     q.len().div_ceil(BLOCK)
                 ))
             }
-            None => return Err(format!("8-bit tensor '{name}' has no scales ('{name}{SCALE_SUFFIX}')")),
+            None => {
+                return Err(format!(
+                    "8-bit tensor '{name}' has no scales ('{name}{SCALE_SUFFIX}')"
+                ))
+            }
         };
         if let Some(bad) = scales.iter().find(|d| !d.to_f32().is_finite()) {
-            return Err(format!("8-bit tensor '{name}' has a non-finite scale ({bad})"));
+            return Err(format!(
+                "8-bit tensor '{name}' has a non-finite scale ({bad})"
+            ));
         }
         out.extend(encode(
             name,
@@ -217,7 +233,9 @@ mod tests {
     #[test]
     fn q8_0_round_trips_within_half_a_step_of_each_block() {
         // 70 weights: two full blocks and a short one; the second block all zeros.
-        let mut values: Vec<f32> = (0..70).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.013).collect();
+        let mut values: Vec<f32> = (0..70)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.013)
+            .collect();
         values[32..64].iter_mut().for_each(|v| *v = 0.0);
         values[5] = -0.9;
         let (q, scales) = quantize(&values);
@@ -229,7 +247,10 @@ mod tests {
             let max = block.iter().fold(0f32, |m, v| m.max(v.abs()));
             for (i, v) in block.iter().enumerate() {
                 let err = (back[b * BLOCK + i] - v).abs();
-                assert!(err <= d.to_f32() / 2.0 + max * 1e-3, "block {b} [{i}]: {v} -> {err}");
+                assert!(
+                    err <= d.to_f32() / 2.0 + max * 1e-3,
+                    "block {b} [{i}]: {v} -> {err}"
+                );
             }
         }
         assert!(back[32..64].iter().all(|&v| v == 0.0));
@@ -237,8 +258,11 @@ mod tests {
 
     fn file(tensors: &[StoredTensor]) -> Vec<u8> {
         let meta = HashMap::from([("model_config".to_string(), "x".to_string())]);
-        safetensors::serialize(tensors.iter().map(|t| (t.name.clone(), t.view())), Some(meta))
-            .unwrap()
+        safetensors::serialize(
+            tensors.iter().map(|t| (t.name.clone(), t.view())),
+            Some(meta),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -248,7 +272,10 @@ mod tests {
         let bias = encode("b", &[8], &w[..8], StoredPrecision::Q8);
         assert_eq!(bias[0].dtype, Dtype::F16, "rank 1 stays f16");
         tensors.extend(bias.clone());
-        assert_eq!(encode("w", &[5, 8], &w, StoredPrecision::F32)[0].data.len(), 160);
+        assert_eq!(
+            encode("w", &[5, 8], &w, StoredPrecision::F32)[0].data.len(),
+            160
+        );
         assert_eq!(tensors[0].data.len() + tensors[1].data.len(), 40 + 2 * 2);
 
         let wide = widen(&file(&tensors)).unwrap().unwrap();
@@ -259,7 +286,9 @@ mod tests {
         let wv = read.tensor("w").unwrap();
         assert_eq!((wv.dtype(), wv.shape()), (Dtype::F32, &[5usize, 8][..]));
         for (c, v) in wv.data().chunks_exact(4).zip(&w) {
-            assert!((f32::from_le_bytes(c.try_into().unwrap()) - v).abs() <= 0.5 / 127.0 / 2.0 + 1e-4);
+            assert!(
+                (f32::from_le_bytes(c.try_into().unwrap()) - v).abs() <= 0.5 / 127.0 / 2.0 + 1e-4
+            );
         }
         assert_eq!(read.tensor("b").unwrap().data(), bias[0].data.as_slice());
 

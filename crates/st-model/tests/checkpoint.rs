@@ -102,8 +102,7 @@ fn smaller_stored_weights_load_widened_to_f32() {
         )
         .unwrap();
 
-        let loaded =
-            load::<B>(&stored_config(&path).unwrap(), &path, &Default::default()).unwrap();
+        let loaded = load::<B>(&stored_config(&path).unwrap(), &path, &Default::default()).unwrap();
         let (a, b) = logits_of_both(&model, &loaded, &config);
         assert_eq!(b.dtype(), DType::F32);
         let diff = (a.clone() - b).abs().max().into_scalar();
@@ -114,7 +113,10 @@ fn smaller_stored_weights_load_widened_to_f32() {
         );
         diffs.push(diff);
     }
-    assert!(diffs[0] < diffs[1], "f16 is the closer of the two: {diffs:?}");
+    assert!(
+        diffs[0] < diffs[1],
+        "f16 is the closer of the two: {diffs:?}"
+    );
 }
 
 #[test]

@@ -114,7 +114,9 @@ fn conv_modules_start_as_identities_and_learn() {
     config.ctc_weight = 0.3;
     let model = SpeechModel::<B>::new(&config, &Default::default()).unwrap();
     let before = outputs(&model, &config);
-    let err = add_conv_modules(model.clone(), &config, 4).unwrap_err().to_string();
+    let err = add_conv_modules(model.clone(), &config, 4)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("conv_module_kernel must be odd"), "{err}");
     let (conformer, c) = add_conv_modules(model, &config, 5).unwrap();
     assert_eq!(c.encoder.conv_module_kernel, 5);
