@@ -71,3 +71,14 @@ pub fn backprop<S, const N: usize, G: IntoIterator<Item = FlexTensor>>(
 pub(crate) fn values(t: &FlexTensor) -> Option<Vec<f32>> {
     (t.dtype() == DType::F32).then(|| t.to_contiguous().storage::<f32>().to_vec())
 }
+
+/// Element-wise sums of two pairs of equally long vectors: the combining step of a parallel
+/// `reduce` over per-task partial gradients (e.g. a LayerNorm's `dγ`, `dβ`).
+pub fn add_pairs(
+    (mut a0, mut a1): (Vec<f32>, Vec<f32>),
+    (b0, b1): (Vec<f32>, Vec<f32>),
+) -> (Vec<f32>, Vec<f32>) {
+    a0.iter_mut().zip(b0).for_each(|(a, b)| *a += b);
+    a1.iter_mut().zip(b1).for_each(|(a, b)| *a += b);
+    (a0, a1)
+}

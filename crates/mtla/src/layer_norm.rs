@@ -25,7 +25,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use crate::cpu::{back, backprop, cast, values, AdPrimitive};
+use crate::cpu::{add_pairs, back, backprop, cast, values, AdPrimitive};
 
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 32;
@@ -203,14 +203,7 @@ impl Normalized {
                 }
                 (d_gamma, d_beta)
             })
-            .reduce(
-                || (vec![0.0f32; d], vec![0.0f32; d]),
-                |(mut ga, mut ba), (gb, bb)| {
-                    ga.iter_mut().zip(gb).for_each(|(a, b)| *a += b);
-                    ba.iter_mut().zip(bb).for_each(|(a, b)| *a += b);
-                    (ga, ba)
-                },
-            );
+            .reduce(|| (vec![0.0f32; d], vec![0.0f32; d]), add_pairs);
         let vector = |v: Vec<f32>| FlexTensor::from_data(TensorData::new(v, [d]));
         [
             FlexTensor::from_data(TensorData::new(dx, self.shape.clone())),

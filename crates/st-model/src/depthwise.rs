@@ -24,7 +24,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
 use burn::prelude::*;
 use burn::tensor::{s, DType, TensorData};
-use mtla::cpu::{back, backprop, cast, AdPrimitive};
+use mtla::cpu::{add_pairs, back, backprop, cast, AdPrimitive};
 use rayon::prelude::*;
 
 static FUSED: AtomicBool = AtomicBool::new(true);
@@ -204,14 +204,7 @@ impl Depthwise {
                 }
                 (dw, db)
             })
-            .reduce(
-                || (vec![0.0f32; k * d], vec![0.0f32; d]),
-                |(mut wa, mut ba), (wb, bb)| {
-                    wa.iter_mut().zip(wb).for_each(|(a, b)| *a += b);
-                    ba.iter_mut().zip(bb).for_each(|(a, b)| *a += b);
-                    (wa, ba)
-                },
-            );
+            .reduce(|| (vec![0.0f32; k * d], vec![0.0f32; d]), add_pairs);
         [
             FlexTensor::from_data(TensorData::new(dx, [self.batch, t, d])),
             FlexTensor::from_data(TensorData::new(dw, [k, d])),

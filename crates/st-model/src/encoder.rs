@@ -43,19 +43,20 @@ impl<B: Backend> EncoderLayer<B> {
         }
     }
 
-    /// `keep` `[batch, t, 1]`: 1 for a real frame, 0 for padding.
+    /// `keep` `[batch, t, 1]`: 1 for a real frame, 0 for padding (given when the layer has a
+    /// convolution module).
     fn forward(
         &self,
         x: Tensor<B, 3>,
         key_bias: Option<Tensor<B, 4>>,
-        keep: &Tensor<B, 3>,
+        keep: Option<&Tensor<B, 3>>,
     ) -> Tensor<B, 3> {
         let h = layer_norm(&self.self_attn_norm, x.clone());
         let memory = self.self_attn.memory(h.clone());
         let mut x = x + self
             .dropout
             .forward(self.self_attn.attend(h, &memory, key_bias));
-        if let Some(conv) = &self.conv {
+        if let (Some(conv), Some(keep)) = (&self.conv, keep) {
             x = x.clone() + self.dropout.forward(conv.forward(x, keep.clone()));
         }
         let h = self.ffn.forward(layer_norm(&self.ffn_norm, x.clone()));
@@ -113,9 +114,14 @@ impl<B: Backend> Encoder<B> {
         let key_bias = KeyPadding::from_lengths(&lengths, t)
             .key_bias()
             .map(|bias| bias_tensor(b, 1, t, bias, &device, dtype));
-        let keep = keep_frames::<B>(&lengths, t, &device, dtype).reshape([b, t, 1]);
+        // The real-frame mask only the convolution modules need.
+        let keep = self
+            .layers
+            .iter()
+            .any(|l| l.conv.is_some())
+            .then(|| keep_frames::<B>(&lengths, t, &device, dtype).reshape([b, t, 1]));
         for layer in &self.layers {
-            x = layer.forward(x, key_bias.clone(), &keep);
+            x = layer.forward(x, key_bias.clone(), keep.as_ref());
         }
         EncoderOutput {
             states: layer_norm(&self.norm, x),
