@@ -56,7 +56,9 @@ impl<B: Backend> EncoderLayer<B> {
         let mut x = x + self
             .dropout
             .forward(self.self_attn.attend(h, &memory, key_bias));
-        if let (Some(conv), Some(keep)) = (&self.conv, keep) {
+        if let Some(conv) = &self.conv {
+            let keep =
+                keep.expect("the encoder builds the real-frame mask for its convolution modules");
             x = x.clone() + self.dropout.forward(conv.forward(x, keep.clone()));
         }
         let h = self.ffn.forward(layer_norm(&self.ffn_norm, x.clone()));
