@@ -9,7 +9,8 @@ use std::path::Path;
 use burn::prelude::*;
 use learner::decode::{
     beam_search, decode_batch, decode_ensemble, BeamConfig, CachedScorer, CtcPrefixScorer,
-    EnsembleScorer, Hypothesis, NgramLm, Pruning, RecomputeScorer, Scorer, SpecialTokens,
+    Discounting, EnsembleScorer, Hypothesis, NgramLm, Pruning, RecomputeScorer, Scorer,
+    SpecialTokens,
 };
 use mtla::AttentionKind;
 use st_model::{DecoderStyle, EncoderOutput, ModelConfig, SpeechModel};
@@ -211,8 +212,17 @@ fn shallow_fusion_follows_a_confident_language_model() {
     let frames = [70, 52];
     let (model, encoded) = mtla_encoded(&frames);
     let sentences = (0..50).map(|_| vec![7, 8, 9]);
-    let (lm, _) =
-        NgramLm::train(sentences, 40, 3, SPECIAL.bos, SPECIAL.eos, Pruning::NONE).unwrap();
+    let single = Discounting::Single;
+    let (lm, _) = NgramLm::train(
+        sentences,
+        40,
+        3,
+        SPECIAL.bos,
+        SPECIAL.eos,
+        Pruning::NONE,
+        single,
+    )
+    .unwrap();
     let run = |lm_weight, lm: Option<&NgramLm>| {
         let search = BeamConfig {
             beam: 3,

@@ -128,6 +128,7 @@ fn files_decode_and_bad_ones_are_named_errors() {
             bos,
             eos,
             learner::decode::Pruning::NONE,
+            learner::decode::Discounting::Single,
         )
         .unwrap();
         let path = d.join(name);

@@ -7,7 +7,7 @@ pub mod scorer;
 
 pub use beam::{beam_search, BeamConfig, Hypothesis, SearchStats, SpecialTokens};
 pub use ctc_prefix::{CtcPrefixScorer, CtcState};
-pub use ngram::{NgramLm, NgramStats, Pruning};
+pub use ngram::{Discounting, NgramLm, NgramStats, Pruning};
 pub use scorer::{CachedScorer, EnsembleScorer, RecomputeScorer, Scorer};
 
 use burn::prelude::*;

@@ -1,5 +1,6 @@
 //! A token n-gram language model for shallow fusion: interpolated Kneser-Ney (Chen & Goodman
-//! 1998, one discount per order) over the model's own pieces, trained on transcripts and added
+//! 1998: one discount per order, or modified Kneser-Ney's three, as KenLM's) over the model's own
+//! pieces, trained on transcripts and added
 //! to the beam search's scores with weight `β` (`eval.lm_weight`), as ESPnet's `lm_weight` and
 //! icefall's n-gram shallow fusion do:
 //!
@@ -7,13 +8,16 @@
 //!
 //! With `c_n` the raw counts at the highest order and the continuation counts `N1+(• g)` (how
 //! many distinct tokens precede `g`) below it (raw counts again for n-grams that start the
-//! sentence), `D_n = n1 / (n1 + 2 n2)` from the counts-of-counts, and `h'` the context `h`
-//! without its oldest token:
+//! sentence), `D_n(c)` the discount of a count `c` at order `n` (from that order's
+//! counts-of-counts `n_k`, with `Y = n1 / (n1 + 2 n2)`: `Y` for every count, or modified
+//! Kneser-Ney's `D(1) = 1 − 2Y n2/n1`, `D(2) = 2 − 3Y n3/n2`, `D(3+) = 3 − 4Y n4/n3`), and `h'`
+//! the context `h` without its oldest token:
 //!
-//! `p(w | h) = max(c_n(h w) − D_n, 0) / c_n(h •) + D_n N1+(h •) / c_n(h •) · p(w | h')`,
+//! `p(w | h) = max(c_n(h w) − D_n(c_n(h w)), 0) / c_n(h •) + γ(h) · p(w | h')`,
 //!
-//! ending in the uniform distribution over the vocabulary. A context never seen leaves the
-//! lower-order distribution as it is.
+//! `γ(h) = Σ_k D_n(k) N_k(h •) / c_n(h •)` holding the mass the discounts freed, ending in the
+//! uniform distribution over the vocabulary. A context never seen leaves the lower-order
+//! distribution as it is.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -24,11 +28,13 @@ use crate::error::{LearnerError, Result};
 /// Magic bytes and version of the file format: a header of little-endian `u32`s (version,
 /// order, vocabulary, the discounts' bits), then per order its number of contexts and for each
 /// context its tokens, its follower count, its followers, its total and the followers' counts.
-/// Version 2 writes those integers as LEB128 varints (most tokens and counts fit one byte: a
-/// third of version 1's size); version 1, still read, as `u16` tokens and follower counts and
+/// Version 3 holds three discounts per order (modified Kneser-Ney), versions 1 and 2 one; a model
+/// with one discount per order is written as version 2, so it stays readable by older builds.
+/// Versions 2 and 3 write the integers as LEB128 varints (most tokens and counts fit
+/// one byte: a third of version 1's size); version 1 as `u16` tokens and follower counts and
 /// `u32` numbers of contexts, totals and counts.
 const MAGIC: &[u8; 8] = b"MTLANGRM";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// The tokens that follow one context, and their (raw or continuation) counts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -37,14 +43,14 @@ struct Followers {
     counts: Vec<u32>,
     /// `c_n(h •)`: the sum of every follower's count, pruned ones included.
     total: u32,
-    /// The lower order's weight, `1 − Σ_kept max(c − D_n, 0) / total` (`D_n N1+(h •) / total`
-    /// without pruning), so that the distribution sums to 1.
+    /// The lower order's weight, `1 − Σ_kept max(c − D_n(c), 0) / total` (`γ(h)` without
+    /// pruning), so that the distribution sums to 1.
     backoff: f32,
 }
 
 impl Followers {
-    fn new(tokens: Vec<u32>, counts: Vec<u32>, total: u32, discount: f32) -> Self {
-        let kept: f32 = counts.iter().map(|&c| (c as f32 - discount).max(0.0)).sum();
+    fn new(tokens: Vec<u32>, counts: Vec<u32>, total: u32, discounts: Discounts) -> Self {
+        let kept: f32 = counts.iter().map(|&c| discounts.discounted(c)).sum();
         Self {
             backoff: 1.0 - kept / total as f32,
             tokens,
@@ -54,13 +60,74 @@ impl Followers {
     }
 }
 
-/// An interpolated Kneser-Ney n-gram model over token ids.
+/// How [`NgramLm::train`] discounts counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Discounting {
+    /// One discount per order, `Y = n1 / (n1 + 2 n2)` (interpolated Kneser-Ney).
+    #[default]
+    Single,
+    /// Three per order, for counts 1, 2 and 3+ (modified Kneser-Ney, KenLM's): a lower
+    /// perplexity, though not a lower WER in shallow fusion here (`experiments/asr_recipe`).
+    Modified,
+}
+
+/// `D_n(1)`, `D_n(2)` and `D_n(3+)` of one order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Discounts([f32; 3]);
+
+impl Discounts {
+    /// The discounts from the counts-of-counts `n1..n4` of one order (Chen & Goodman's
+    /// estimates). The single discount `n1 / (n1 + 2 n2)` is kept in `[0.1, 0.9]` (0.5 when
+    /// `n1 + n2 = 0`); modified Kneser-Ney falls back to it where one of its three is undefined
+    /// (some `n_k` is 0) or outside `(0, k)`.
+    fn estimate<'a>(counts: impl Iterator<Item = &'a u32>, discounting: Discounting) -> Self {
+        let mut n = [0.0f32; 4];
+        for &c in counts {
+            if (1..=4).contains(&c) {
+                n[c as usize - 1] += 1.0;
+            }
+        }
+        let single = match n[0] + n[1] {
+            0.0 => 0.5,
+            _ => (n[0] / (n[0] + 2.0 * n[1])).clamp(0.1, 0.9),
+        };
+        if discounting == Discounting::Single || n.contains(&0.0) {
+            return Self([single; 3]);
+        }
+        let y = n[0] / (n[0] + 2.0 * n[1]);
+        let d: [f32; 3] = std::array::from_fn(|i| {
+            let k = (i + 1) as f32;
+            k - (k + 1.0) * y * n[i + 1] / n[i]
+        });
+        match d
+            .iter()
+            .zip([1.0, 2.0, 3.0])
+            .all(|(&d, k)| d > 0.0 && d < k)
+        {
+            true => Self(d),
+            false => Self([single; 3]),
+        }
+    }
+
+    /// Whether every count has the same discount.
+    fn single(self) -> bool {
+        self.0.iter().all(|&d| d == self.0[0])
+    }
+
+    /// `max(c − D(c), 0)`: what a count keeps.
+    fn discounted(self, c: u32) -> f32 {
+        let d = self.0[(c.max(1) as usize).min(3) - 1];
+        (c as f32 - d).max(0.0)
+    }
+}
+
+/// An interpolated modified Kneser-Ney n-gram model over token ids.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NgramLm {
     order: usize,
     vocab: usize,
-    /// `D_n`, one per order `n = 1..=order`.
-    discounts: Vec<f32>,
+    /// `D_n(1), D_n(2), D_n(3+)`, per order `n = 1..=order`.
+    discounts: Vec<Discounts>,
     /// Per order `n` (index `n − 1`): context (`n − 1` tokens) -> its followers.
     tables: Vec<HashMap<Vec<u32>, Followers>>,
 }
@@ -104,7 +171,8 @@ pub struct NgramStats {
 
 impl NgramLm {
     /// Counts `sentences` (token ids without BOS/EOS; each is scored as `BOS s EOS`) into a
-    /// model of `order` ≥ 1 over `vocab` tokens, then drops what `pruning` names.
+    /// model of `order` ≥ 1 over `vocab` tokens, discounted as `discounting` says, then drops
+    /// what `pruning` names.
     pub fn train(
         sentences: impl IntoIterator<Item = Vec<u32>>,
         vocab: usize,
@@ -112,6 +180,7 @@ impl NgramLm {
         bos: u32,
         eos: u32,
         pruning: Pruning,
+        discounting: Discounting,
     ) -> Result<(Self, NgramStats)> {
         if order == 0 || vocab > u16::MAX as usize {
             return Err(LearnerError::Config(format!(
@@ -159,9 +228,9 @@ impl NgramLm {
             }
             used[n - 1] = cont;
         }
-        let discounts: Vec<f32> = used
+        let discounts: Vec<Discounts> = used
             .iter()
-            .map(|counts| discount(counts.values()))
+            .map(|counts| Discounts::estimate(counts.values(), discounting))
             .collect();
         let tables: Vec<HashMap<Vec<u32>, Followers>> = used
             .into_iter()
@@ -228,7 +297,7 @@ impl NgramLm {
             let (d, total) = (self.discounts[n - 1], f.total as f32);
             p.iter_mut().for_each(|x| *x *= f.backoff);
             for (&t, &c) in f.tokens.iter().zip(&f.counts) {
-                p[t as usize] += (c as f32 - d).max(0.0) / total;
+                p[t as usize] += d.discounted(c) / total;
             }
         }
         p.into_iter().map(f32::ln).collect()
@@ -250,10 +319,13 @@ impl NgramLm {
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
-        for v in [VERSION, self.order as u32, self.vocab as u32] {
+        let single = self.discounts.iter().all(|d| d.single());
+        let version = if single { 2 } else { VERSION };
+        for v in [version, self.order as u32, self.vocab as u32] {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        for d in &self.discounts {
+        let per_order = if single { 1 } else { 3 };
+        for d in self.discounts.iter().flat_map(|d| &d.0[..per_order]) {
             out.extend_from_slice(&d.to_le_bytes());
         }
         for table in &self.tables {
@@ -297,8 +369,15 @@ impl NgramLm {
         if order == 0 || vocab == 0 {
             return Err(bad("order and vocabulary must be positive"));
         }
+        // Before version 3, one discount per order: every count's.
+        let per_order = if version >= 3 { 3 } else { 1 };
         let discounts = (0..order)
-            .map(|_| r.u32().map(f32::from_bits))
+            .map(|_| {
+                let d = (0..per_order)
+                    .map(|_| r.u32().map(f32::from_bits))
+                    .collect::<Option<Vec<_>>>()?;
+                Some(Discounts(std::array::from_fn(|i| d[i.min(d.len() - 1)])))
+            })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(truncated)?;
         let mut tables = Vec::with_capacity(order);
@@ -393,23 +472,6 @@ impl Fields<'_> {
     }
 }
 
-/// `D = n1 / (n1 + 2 n2)` from the numbers of n-grams counted once and twice (0.5 when there
-/// are none), kept in `[0.1, 0.9]`.
-fn discount<'a>(counts: impl Iterator<Item = &'a u32>) -> f32 {
-    let (mut n1, mut n2) = (0.0f32, 0.0f32);
-    for &c in counts {
-        match c {
-            1 => n1 += 1.0,
-            2 => n2 += 1.0,
-            _ => {}
-        }
-    }
-    match n1 + n2 {
-        0.0 => 0.5,
-        _ => (n1 / (n1 + 2.0 * n2)).clamp(0.1, 0.9),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,9 +480,18 @@ mod tests {
     const EOS: u32 = 1;
 
     fn toy(order: usize) -> NgramLm {
-        NgramLm::train([vec![2], vec![2, 3]], 4, order, BOS, EOS, Pruning::NONE)
-            .unwrap()
-            .0
+        let single = Discounting::Single;
+        NgramLm::train(
+            [vec![2], vec![2, 3]],
+            4,
+            order,
+            BOS,
+            EOS,
+            Pruning::NONE,
+            single,
+        )
+        .unwrap()
+        .0
     }
 
     #[test]
@@ -441,6 +512,29 @@ mod tests {
     }
 
     #[test]
+    fn modified_discounts_by_hand() {
+        // n1..n4 = 4, 2, 1, 1: Y = 4 / 8, D(1) = 1 - 2Y 2/4, D(2) = 2 - 3Y 1/2, D(3+) = 3 - 4Y.
+        let counts = [1, 1, 1, 1, 2, 2, 3, 4, 9];
+        let d = Discounts::estimate(counts.iter(), Discounting::Modified);
+        assert_eq!(d, Discounts([0.5, 1.25, 1.0]));
+        let single = Discounts::estimate(counts.iter(), Discounting::Single);
+        assert_eq!(single, Discounts([0.5; 3]), "Y = 4 / 8 for every count");
+        assert_eq!([1, 2, 3, 9].map(|c| d.discounted(c)), [0.5, 0.75, 2.0, 8.0]);
+        // No count of 3: undefined, so the single discount n1 / (n1 + 2 n2) for every count.
+        let d = Discounts::estimate([1, 1, 2, 4].iter(), Discounting::Modified);
+        assert_eq!(d, Discounts([0.5; 3]));
+        // n1..n4 = 1, 2, 4, 9: Y = 1/5, D(1) = 1 - 2Y 2 = 0.2, D(2) = 2 - 3Y 4/2 = 0.8,
+        // D(3+) = 3 - 4Y 9/4 = 1.2.
+        let counts = [1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4];
+        let d = Discounts::estimate(counts.iter(), Discounting::Modified);
+        assert!(
+            (d.0[0] - 0.2).abs() < 1e-6 && (d.0[1] - 0.8).abs() < 1e-6,
+            "{d:?}"
+        );
+        assert!((d.0[2] - 1.2).abs() < 1e-6, "{d:?}");
+    }
+
+    #[test]
     fn every_distribution_sums_to_one() {
         let sentences =
             || (0..50u32).map(|i| (0..1 + i % 7).map(|j| 2 + (i * j + j) % 9).collect());
@@ -451,8 +545,17 @@ mod tests {
                 from_order,
             })
         });
-        for pruning in prunings {
-            let (lm, stats) = NgramLm::train(sentences(), 12, 4, BOS, EOS, pruning).unwrap();
+        let settings =
+            prunings.flat_map(|p| [Discounting::Single, Discounting::Modified].map(|d| (p, d)));
+        for (pruning, discounting) in settings {
+            let (lm, stats) =
+                NgramLm::train(sentences(), 12, 4, BOS, EOS, pruning, discounting).unwrap();
+            assert_eq!(
+                lm.discounts.iter().all(|d| d.single()),
+                discounting == Discounting::Single,
+                "modified Kneser-Ney has three discounts at some order: {:?}",
+                lm.discounts
+            );
             assert_eq!(stats.sentences, 50);
             assert_eq!(stats.ngrams.len(), 4);
             // Seen and unseen contexts, shorter and longer than the order.
@@ -463,7 +566,10 @@ mod tests {
                 vec![BOS, 11, 11],
             ] {
                 let sum: f32 = lm.log_probs(&history).into_iter().map(f32::exp).sum();
-                assert!((sum - 1.0).abs() < 1e-5, "{history:?}, {pruning:?}: {sum}");
+                assert!(
+                    (sum - 1.0).abs() < 1e-5,
+                    "{history:?}, {pruning:?}, {discounting:?}: {sum}"
+                );
             }
         }
     }
@@ -479,7 +585,8 @@ mod tests {
                 min_count,
                 from_order,
             };
-            let (lm, stats) = NgramLm::train(sentences, 10, 3, BOS, EOS, pruning).unwrap();
+            let single = Discounting::Single;
+            let (lm, stats) = NgramLm::train(sentences, 10, 3, BOS, EOS, pruning, single).unwrap();
             let p = lm.log_probs(&[BOS, 5, 6]);
             let best = (0..10).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
             assert_eq!(best, 7, "{pruning:?}");
@@ -500,6 +607,21 @@ mod tests {
         let path = dir.path().join("lm.bin");
         lm.save(&path).unwrap();
         assert_eq!(NgramLm::load(&path).unwrap(), lm);
+        // One discount per order is written as version 2, three as version 3.
+        let version = |path: &Path| std::fs::read(path).unwrap()[8];
+        assert_eq!(version(&path), 2);
+        let sentences = (0..40u32).map(|i| (0..1 + i % 5).map(|j| 2 + (i + j * j) % 7).collect());
+        let modified = Discounting::Modified;
+        let (lm, _) = NgramLm::train(sentences, 10, 3, BOS, EOS, Pruning::NONE, modified).unwrap();
+        assert!(
+            !lm.discounts.iter().all(|d| d.single()),
+            "{:?}",
+            lm.discounts
+        );
+        let path3 = dir.path().join("lm3.bin");
+        lm.save(&path3).unwrap();
+        assert_eq!(version(&path3), 3);
+        assert_eq!(NgramLm::load(&path3).unwrap(), lm);
         let bad = dir.path().join("bad.bin");
         std::fs::write(&bad, b"not a model").unwrap();
         let err = NgramLm::load(&bad).unwrap_err().to_string();
@@ -530,7 +652,7 @@ mod tests {
     ];
 
     #[test]
-    fn version_1_files_still_load_and_version_2_is_smaller() {
+    fn version_1_files_still_load_and_later_versions_are_smaller() {
         let dir = tempfile::tempdir().unwrap();
         let old = dir.path().join("v1.bin");
         std::fs::write(&old, TOY3_V1).unwrap();
@@ -554,8 +676,9 @@ mod tests {
 
     #[test]
     fn tokens_outside_the_vocabulary_are_refused() {
-        let err = NgramLm::train([vec![2, 9]], 4, 2, BOS, EOS, Pruning::NONE).unwrap_err();
+        let single = Discounting::Single;
+        let err = NgramLm::train([vec![2, 9]], 4, 2, BOS, EOS, Pruning::NONE, single).unwrap_err();
         assert!(err.to_string().contains("token 9"), "{err}");
-        assert!(NgramLm::train([vec![2]], 4, 0, BOS, EOS, Pruning::NONE).is_err());
+        assert!(NgramLm::train([vec![2]], 4, 0, BOS, EOS, Pruning::NONE, single).is_err());
     }
 }
