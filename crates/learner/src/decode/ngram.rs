@@ -121,7 +121,7 @@ impl Discounts {
     }
 }
 
-/// An interpolated modified Kneser-Ney n-gram model over token ids.
+/// An interpolated (or modified) Kneser-Ney n-gram model over token ids.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NgramLm {
     order: usize,
