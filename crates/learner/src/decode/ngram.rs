@@ -87,14 +87,14 @@ impl Discounts {
                 n[c as usize - 1] += 1.0;
             }
         }
+        let y = n[0] / (n[0] + 2.0 * n[1]);
         let single = match n[0] + n[1] {
             0.0 => 0.5,
-            _ => (n[0] / (n[0] + 2.0 * n[1])).clamp(0.1, 0.9),
+            _ => y.clamp(0.1, 0.9),
         };
         if discounting == Discounting::Single || n.contains(&0.0) {
             return Self([single; 3]);
         }
-        let y = n[0] / (n[0] + 2.0 * n[1]);
         let d: [f32; 3] = std::array::from_fn(|i| {
             let k = (i + 1) as f32;
             k - (k + 1.0) * y * n[i + 1] / n[i]
