@@ -1,13 +1,15 @@
 //! `mtla-st corpus build`: the offline English-speech -> German-text corpus from Debian packages
 //! (gettext catalogs and the Ding dictionary for German, Debian TTS engines for English speech),
 //! written as fairseq S2T manifests. Rerunning completes an interrupted build. `mtla-st corpus
-//! lm-text`: the English text of the same packages for a transcript language model.
+//! lm-text`: the English (or German) text of the same packages for a language model over a
+//! model's transcripts (or translations).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use data::corpus::{
-    build_corpus, debian, lm_text, write_lm_text, AudioFormat, CorpusOptions, Engine, Selection,
+    build_corpus, debian, lm_text, write_lm_text, AudioFormat, CorpusOptions, Engine, LmLanguage,
+    Selection,
 };
 
 use crate::prepare_cmd::print_issues;
@@ -18,8 +20,9 @@ pub enum CorpusCommand {
     /// <out>/{train,dev,test}.tsv and <out>/audio/.
     Build(CorpusBuildArgs),
     /// Write the train-split English sentences of the corpus's packages (every catalog message,
-    /// translated or not, and the Ding dictionary's), one per line, for `mtla-st lm --text`: a
-    /// dev or test sentence never gets in.
+    /// translated or not, and the Ding dictionary's), or with `--german` the German side of its
+    /// train-split pairs, one per line, for `mtla-st lm --text`: a dev or test sentence never
+    /// gets in.
     LmText(CorpusLmTextArgs),
 }
 
@@ -28,6 +31,10 @@ pub struct CorpusLmTextArgs {
     /// The text file to write.
     #[arg(long)]
     pub out: PathBuf,
+    /// The German side of the parallel pairs (for an ST model's language model) instead of
+    /// English.
+    #[arg(long)]
+    pub german: bool,
     #[command(flatten)]
     pub packages: PackageArgs,
 }
@@ -167,10 +174,14 @@ pub fn run(cmd: CorpusCommand) -> anyhow::Result<()> {
                 debian::download(&debian::packages(&args.packages.tiers)?, &work.join("debs"))?;
             let root = work.join("root");
             debian::unpack(&debs, &root)?;
-            let (sentences, stats) = lm_text(&root)?;
+            let language = match args.german {
+                true => LmLanguage::German,
+                false => LmLanguage::English,
+            };
+            let (sentences, stats) = lm_text(&root, language)?;
             anyhow::ensure!(
                 !sentences.is_empty(),
-                "no English sentence in the catalogs under {}",
+                "no {language:?} sentence in the catalogs under {}",
                 root.display()
             );
             write_lm_text(&args.out, &sentences)?;

@@ -7,12 +7,12 @@ use std::process::Command;
 
 use data::audio::{decode, Decoded};
 use data::corpus::gettext::{find_catalogs, gettext_pairs};
-use data::corpus::lm_text;
 use data::corpus::mo::{parse_mo, read_mo, MoEntry};
 use data::corpus::select::{select, Selection};
 use data::corpus::text::{build_text, normalize_en, split_of, Split};
 use data::corpus::tts::{check_tools, synthesize, Engine, Voice};
 use data::corpus::RawPair;
+use data::corpus::{lm_text, LmLanguage};
 use fbank::WavOptions;
 
 /// A `.mo` file holding `(original, translation)` pairs (context and plural forms already joined
@@ -258,7 +258,7 @@ fn language_model_text_holds_every_train_sentence_and_no_held_out_one() {
     std::fs::create_dir_all(catalog.parent().unwrap()).unwrap();
     std::fs::write(&catalog, mo_bytes(&entries, false)).unwrap();
 
-    let (text, stats) = lm_text(root).unwrap();
+    let (text, stats) = lm_text(root, LmLanguage::English).unwrap();
     let train = |s: &str| split_of(&normalize_en(s)) == Split::Train;
     let expected: Vec<&str> = sentences
         .iter()
@@ -280,6 +280,19 @@ fn language_model_text_holds_every_train_sentence_and_no_held_out_one() {
         "untranslated ones in, dev/test and format strings out"
     );
     assert_eq!((stats.kept, stats.held_out), (expected.len(), held_out));
+
+    // German: the translations of the translated train-split sentences, nothing else.
+    let (german, stats) = lm_text(root, LmLanguage::German).unwrap();
+    let mut want: Vec<String> = (0..120)
+        .filter(|i| i % 3 != 0 && train(&sentences[*i]))
+        .map(|i| format!("Die alte Katze saß auf der Matte {}.", words(i)))
+        .collect();
+    want.sort();
+    let mut got = german.clone();
+    got.sort();
+    assert!(!want.is_empty());
+    assert_eq!(got, want, "translated train pairs only, their German side");
+    assert_eq!(stats.read, 80, "the 80 translated messages are the pairs");
 }
 
 #[test]

@@ -16,7 +16,7 @@ use super::gettext::{gettext_pairs, GettextStats};
 use super::select::{select, Selection};
 use super::text::{build_text, write_text_tsv, Split, TextPair, TextStats};
 use super::tts::{check_tools, synthesize, Engine, Voice, APT_PACKAGES};
-use super::{debian, run_command};
+use super::{debian, run_command, RawPair};
 use crate::audio::{decode, AudioRef, Decoded};
 use crate::error::DataError;
 use crate::issue::{IssueKind, IssueLog, RowIssue};
@@ -138,6 +138,21 @@ impl fmt::Display for CorpusReport {
     }
 }
 
+/// The parallel pairs of the catalogs and the Ding dictionary unpacked under `root`, catalogs
+/// first, before the corpus-wide filters ([`build_text`]); the dictionary's counts stay at their
+/// defaults when it is not there.
+pub fn parallel_pairs(root: &Path) -> Result<(Vec<RawPair>, GettextStats, DingStats), DataError> {
+    let (mut pairs, gettext) = gettext_pairs(root)?;
+    let mut ding = DingStats::default();
+    let ding_file = root.join("usr/share/trans/de-en");
+    if ding_file.exists() {
+        let (more, stats) = ding_pairs(&ding_file)?;
+        pairs.extend(more);
+        ding = stats;
+    }
+    Ok((pairs, gettext, ding))
+}
+
 /// Builds (or completes) the corpus described by `opts`.
 pub fn build_corpus(opts: &CorpusOptions) -> Result<CorpusReport, DataError> {
     let start = Instant::now();
@@ -161,14 +176,9 @@ pub fn build_corpus(opts: &CorpusOptions) -> Result<CorpusReport, DataError> {
     debian::unpack(&debs, &root)?;
 
     // 3. Parallel text.
-    let (mut pairs, gettext) = gettext_pairs(&root)?;
-    let ding_file = root.join("usr/share/trans/de-en");
-    if ding_file.exists() {
-        let (ding, stats) = ding_pairs(&ding_file)?;
-        pairs.extend(ding);
-        report.ding = stats;
-    }
+    let (pairs, gettext, ding) = parallel_pairs(&root)?;
     report.gettext = gettext;
+    report.ding = ding;
     let (text, stats) = build_text(pairs);
     report.text = stats;
     for (i, split) in Split::ALL.iter().enumerate() {

@@ -19,7 +19,7 @@ use fancy_regex::Regex;
 use super::error::DataError;
 
 pub use build::{build_corpus, AudioFormat, CorpusOptions, CorpusReport};
-pub use lm_text::{lm_text, write_lm_text, LmTextStats};
+pub use lm_text::{lm_text, write_lm_text, LmLanguage, LmTextStats};
 pub use select::Selection;
 pub use text::{Split, TextPair};
 pub use tts::{Engine, Voice};
