@@ -105,7 +105,8 @@ fn summary(report: &QualityReport) -> String {
     };
     format!(
         "{} segments: BLEU = {:.2} {} (BP = {:.3} ratio = {ratio:.3} hyp_len = {} ref_len = {}) | \
-         chrF2 = {:.2} | chrF2++ = {:.2} | WER = {} | WER lc/no-punct = {} | CER = {}",
+         chrF2 = {:.2} | chrF2++ = {:.2} | WER = {} | WER lc/no-punct = {} | \
+         WER 13a lc/no-punct (fairseq) = {} | CER = {}",
         report.segments,
         b.score,
         precisions.join("/"),
@@ -116,6 +117,7 @@ fn summary(report: &QualityReport) -> String {
         report.chrf_pp.score,
         rate(report.wer.as_ref().map(|w| w.wer)),
         rate(report.wer_lc_nopunct.as_ref().map(|w| w.wer)),
+        rate(report.wer_13a_lc_nopunct.as_ref().map(|w| w.wer)),
         rate(report.cer.as_ref().map(|c| c.cer)),
     )
 }

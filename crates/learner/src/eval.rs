@@ -302,13 +302,14 @@ impl EvalReport {
     pub fn table(&self) -> String {
         let q = &self.quality;
         let e = &self.efficiency;
-        let wer = q
-            .wer
-            .as_ref()
-            .map_or("-".to_string(), |w| format!("{:.2}", 100.0 * w.wer));
+        let percent = |w: &Option<metrics::WerScore>| {
+            w.as_ref()
+                .map_or("-".to_string(), |w| format!("{:.2}", 100.0 * w.wer))
+        };
+        let (wer, wer_fairseq) = (percent(&q.wer), percent(&q.wer_13a_lc_nopunct));
         format!(
             "| metric | value |\n|---|---|\n| model | {} (s = {}) |\n| sentences | {} (beam {}{}) |\n| BLEU | {:.2} |\n| chrF | {:.2} |\n\
-             | WER (%) | {wer} |\n| decode time (s) | {:.3} |\n| tokens/s | {:.1} |\n| real-time factor | {:.4} |\n\
+             | WER (%) | {wer} |\n| WER lower-cased, no punctuation (fairseq's 13a) (%) | {wer_fairseq} |\n| decode time (s) | {:.3} |\n| tokens/s | {:.1} |\n| real-time factor | {:.4} |\n\
              | peak KV cache (MiB) | {:.3} |\n| peak process memory (MiB) | {} |\n\n{}",
             self.attention,
             self.down_rate,

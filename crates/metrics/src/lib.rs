@@ -1,10 +1,11 @@
 //! Corpus-level translation and recognition quality, reproducing the reference tools
 //! number for number: BLEU, chrF and chrF++ as sacreBLEU 2.6.0 computes them with its
 //! defaults, WER and CER as jiwer 4.0.0 does (including how rapidfuzz's alignment splits
-//! errors into substitutions, deletions and insertions).
+//! errors into substitutions, deletions and insertions), and WER as fairseq's S2T recipes
+//! score ASR (13a tokens, lower-cased, punctuation tokens dropped).
 //!
-//! Parity with the oracle `shared/oracles/score_reference.py` is tested on the fixtures in
-//! `crates/metrics/tests/data/scores/`.
+//! Parity with the oracle `shared/oracles/score_reference.py` (and fairseq's `WerScorer`) is
+//! tested on the fixtures in `crates/metrics/tests/data/scores/`.
 
 mod bleu;
 mod bootstrap;
@@ -27,7 +28,7 @@ pub use error::MetricsError;
 pub use files::{read_lines, read_streams, score_files};
 pub use report::{score_lines, QualityReport};
 pub use tokenizer_13a::tokenize_13a;
-pub use wer::{corpus_wer, corpus_wer_lc_nopunct, WerScore};
+pub use wer::{corpus_wer, corpus_wer_13a_lc_nopunct, corpus_wer_lc_nopunct, WerScore};
 
 /// The sacreBLEU version whose results and signatures these metrics reproduce.
 pub const SACREBLEU_VERSION: &str = "2.6.0";

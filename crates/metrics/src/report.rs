@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::{
-    corpus_bleu, corpus_cer, corpus_chrf, corpus_chrf_pp, corpus_wer, corpus_wer_lc_nopunct,
-    BleuScore, CerScore, ChrfScore, WerScore,
+    corpus_bleu, corpus_cer, corpus_chrf, corpus_chrf_pp, corpus_wer, corpus_wer_13a_lc_nopunct,
+    corpus_wer_lc_nopunct, BleuScore, CerScore, ChrfScore, WerScore,
 };
 
 /// Corpus-level quality of a hypothesis stream against one or more reference streams.
@@ -23,6 +23,9 @@ pub struct QualityReport {
     pub wer: Option<WerScore>,
     /// jiwer WER after lower-casing and removing punctuation, first reference.
     pub wer_lc_nopunct: Option<WerScore>,
+    /// WER as fairseq's S2T recipes score ASR (13a tokens, lower-cased, punctuation tokens
+    /// dropped), first reference.
+    pub wer_13a_lc_nopunct: Option<WerScore>,
     /// jiwer CER against the first reference.
     pub cer: Option<CerScore>,
 }
@@ -42,6 +45,7 @@ pub fn score_lines(hyps: &[String], refs: &[Vec<String>]) -> QualityReport {
         chrf_pp: corpus_chrf_pp(hyps, refs),
         wer: corpus_wer(hyps, first).ok(),
         wer_lc_nopunct: corpus_wer_lc_nopunct(hyps, first).ok(),
+        wer_13a_lc_nopunct: corpus_wer_13a_lc_nopunct(hyps, first).ok(),
         cer: corpus_cer(hyps, first).ok(),
     }
 }

@@ -1,13 +1,15 @@
 //! Corpus word error rate exactly as `jiwer.process_words` (jiwer 4.0.0) computes it: both
 //! sides go through the same transform, every segment is aligned with rapidfuzz's Levenshtein
 //! opcodes ([`super::levenshtein`]) and the counts are summed over the corpus, so
-//! `wer = (S + D + I) / (H + S + D)`.
+//! `wer = (S + D + I) / (H + S + D)`. Also fairseq's form of it (13a tokens, lower-cased,
+//! punctuation tokens dropped), whose `editdistance` sum is the same `S + D + I`.
 
 use serde::Serialize;
 
 use super::levenshtein::{edit_counts, EditCounts};
 use super::punctuation::is_punctuation;
 use super::python_str;
+use super::tokenizer_13a::tokenize_13a;
 use super::MetricsError;
 
 /// A corpus WER with its edit counts (`jiwer.WordOutput`).
@@ -67,11 +69,33 @@ pub fn corpus_wer_lc_nopunct(hyps: &[String], refs: &[String]) -> Result<WerScor
     corpus_score(hyps, refs, WerForm::LowerNoPunct)
 }
 
-/// Which text a WER compares: as written, or lower-cased without punctuation.
+/// Corpus WER as fairseq scores speech recognition (`--scoring wer --wer-tokenizer 13a
+/// --wer-lowercase --wer-remove-punct`, the S2T MuST-C recipe's ASR scoring): both sides split
+/// into sacreBLEU's 13a tokens, tokens made only of punctuation (Unicode `P*`) dropped, the
+/// rest lower-cased. Unlike [`corpus_wer_lc_nopunct`], punctuation inside a word stays ("don't"
+/// and "e-mail" are one word each, not "dont" and "email"). Checked against fairseq's own
+/// `WerScorer` (`tests/data/scores/make_fairseq_wer.py`).
+///
+/// # Errors
+/// [`MetricsError::EmptyReferences`] when every reference is empty after the transform
+/// (fairseq then reports 0).
+///
+/// # Panics
+/// If `refs.len() != hyps.len()`.
+pub fn corpus_wer_13a_lc_nopunct(
+    hyps: &[String],
+    refs: &[String],
+) -> Result<WerScore, MetricsError> {
+    corpus_score(hyps, refs, WerForm::Tokens13aLowerNoPunct)
+}
+
+/// Which text a WER compares: as written, lower-cased without punctuation (jiwer), or
+/// fairseq's lower-cased 13a tokens without punctuation tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WerForm {
     AsWritten,
     LowerNoPunct,
+    Tokens13aLowerNoPunct,
 }
 
 impl WerForm {
@@ -79,6 +103,7 @@ impl WerForm {
         match self {
             WerForm::AsWritten => "WER",
             WerForm::LowerNoPunct => "WER (lowercase, no punctuation)",
+            WerForm::Tokens13aLowerNoPunct => "WER (13a, lowercase, no punctuation tokens)",
         }
     }
 
@@ -94,6 +119,13 @@ impl WerForm {
                     .collect();
                 words(&lowered)
             }
+            // EvaluationTokenizer.tokenize, then `.split()`: 13a joins its tokens with single
+            // spaces, so an empty line is the one empty token, dropped as punctuation is.
+            WerForm::Tokens13aLowerNoPunct => tokenize_13a(s)
+                .split(' ')
+                .filter(|token| !token.chars().all(is_punctuation))
+                .map(str::to_lowercase)
+                .collect(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Parity of the quality metrics with the oracle (sacrebleu 2.6.0, jiwer 4.0.0 through
-//! `shared/oracles/score_reference.py`) on the fixtures in `tests/data/scores/` (regenerate
-//! them with `make_fixtures.sh` there), and the error cases.
+//! `shared/oracles/score_reference.py`; fairseq's `WerScorer` for its WER form) on the fixtures
+//! in `tests/data/scores/` (regenerate them with `make_fixtures.sh` and `make_fairseq_wer.py`
+//! there), and the error cases.
 
 use std::path::{Path, PathBuf};
 
@@ -162,6 +163,29 @@ fn assert_wer(case: &str, report: &QualityReport, oracle: &Value) {
     }
 }
 
+/// fairseq's WER (`fairseq_wer.json`: its edit distance and reference length summed over the
+/// corpus, the rate in percent); fairseq reports 0 where there are no reference words, which
+/// this crate leaves undefined.
+fn assert_fairseq_wer(case: &str, report: &QualityReport) {
+    let want = load_json(&case_dir(case).join("fairseq_wer.json"));
+    let what = format!("{case} wer_13a_lc_nopunct");
+    let ref_length = u64_of(&want["ref_length"], &what);
+    let got = &report.wer_13a_lc_nopunct;
+    if ref_length == 0 {
+        assert!(got.is_none(), "{what}: no reference words, got {got:?}");
+        return;
+    }
+    let got = got.as_ref().unwrap_or_else(|| panic!("{what}: missing"));
+    let distance = got.substitutions + got.deletions + got.insertions;
+    assert_eq!(
+        distance,
+        u64_of(&want["distance"], &what),
+        "{what}: distance"
+    );
+    assert_eq!(got.ref_words, ref_length, "{what}: reference words");
+    assert_close(&format!("{what}.wer"), 100.0 * got.wer, &want["wer"]);
+}
+
 fn assert_cer(case: &str, report: &QualityReport, oracle: &Value) {
     let want = &oracle["cer"];
     let what = format!("{case} cer");
@@ -211,6 +235,7 @@ fn corpus_scores_match_the_oracle() {
         assert_bleu(case, &report, &oracle);
         assert_chrf(case, &report, &oracle);
         assert_wer(case, &report, &oracle);
+        assert_fairseq_wer(case, &report);
         assert_cer(case, &report, &oracle);
     }
 }
