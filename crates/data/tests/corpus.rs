@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use data::audio::{decode, Decoded};
+use data::corpus::festival;
 use data::corpus::gettext::{find_catalogs, gettext_pairs};
 use data::corpus::mo::{parse_mo, read_mo, MoEntry};
 use data::corpus::select::{select, Selection};
 use data::corpus::text::{build_text, normalize_en, split_of, Split};
-use data::corpus::tts::{check_tools, synthesize, Engine, Voice};
+use data::corpus::tts::{check_tools, synthesize, Engine, Voice, RAW};
 use data::corpus::RawPair;
 use data::corpus::{lm_text, LmLanguage};
 use fbank::WavOptions;
@@ -387,6 +388,73 @@ fn words(i: usize) -> String {
 }
 
 /// One utterance through flite and sox, when they are installed.
+#[test]
+fn festival_batches_write_what_text2wave_writes() {
+    if check_tools(&[Engine::Festival]).is_err() {
+        eprintln!("skipped: festival or sox is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let texts = [
+        (
+            "kal_diphone",
+            "The court is sitting in the old town hall today.",
+        ),
+        (
+            "cmu_us_slt_arctic_hts",
+            "Please send an e-mail by Friday. Thanks!",
+        ),
+        ("ked_diphone", "You run, but you shall not escape death!"),
+        ("no_such_voice", "This one festival cannot speak."),
+        (
+            "kal_diphone",
+            "Never reached: the batch stops at the error.",
+        ),
+    ];
+    let items: Vec<festival::Item> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, (voice, text))| festival::Item {
+            text,
+            voice,
+            tmp: dir.path().join(format!("u{i}")),
+        })
+        .collect();
+    let result = festival::render(&items, &dir.path().join("batch.scm"));
+    assert!(result.is_err(), "the unknown voice stops festival");
+    for (i, item) in items.iter().enumerate() {
+        let done = item.tmp.join(festival::DONE).exists();
+        assert_eq!(done, i < 3, "item {i}: done-marker");
+        if !done {
+            continue;
+        }
+        let single = dir.path().join(format!("single{i}.wav"));
+        let status = std::process::Command::new("text2wave")
+            .args(["-eval", &format!("(voice_{})", item.voice), "-o"])
+            .arg(&single)
+            .arg(item.tmp.join(festival::TEXT))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(
+            std::fs::read(item.tmp.join(RAW)).unwrap(),
+            std::fs::read(&single).unwrap(),
+            "item {i}: the batch's output is text2wave's"
+        );
+    }
+    // A finished item is not spoken again: its raw output goes straight to sox.
+    std::fs::write(items[0].tmp.join(RAW), b"not a wave").unwrap();
+    let voice = Voice::Recorded {
+        engine: Engine::Festival,
+        voice: "kal_diphone",
+        cents: 0,
+        tempo: 1.0,
+    };
+    let dst = dir.path().join("u0.flac");
+    let err = synthesize(texts[0].1, &voice, &dst, &items[0].tmp, true, 0).unwrap_err();
+    assert!(err.to_string().contains("sox"), "{err}");
+}
+
 #[test]
 fn synthesises_speech_when_the_tools_are_installed() {
     if check_tools(&[Engine::Flite]).is_err() {

@@ -16,7 +16,7 @@ use super::gettext::{gettext_pairs, GettextStats};
 use super::select::{select, Selection};
 use super::text::{build_text, write_text_tsv, Split, TextPair, TextStats};
 use super::tts::{check_tools, synthesize, Engine, Voice, APT_PACKAGES};
-use super::{debian, run_command, RawPair};
+use super::{debian, festival, run_command, RawPair};
 use crate::audio::{decode, AudioRef, Decoded};
 use crate::error::DataError;
 use crate::issue::{IssueKind, IssueLog, RowIssue};
@@ -209,8 +209,9 @@ pub fn build_corpus(opts: &CorpusOptions) -> Result<CorpusReport, DataError> {
         .num_threads(opts.jobs.max(1))
         .build()
         .map_err(|e| DataError::Invalid(format!("thread pool: {e}")))?;
-    let progress = Progress::new("synthesis", todo.len(), opts.progress);
     let tmp_root = opts.work.join("tmp");
+    render_festival(&todo, &tmp_root, &pool, opts);
+    let progress = Progress::new("synthesis", todo.len(), opts.progress);
     let results: Vec<(&str, Result<Voice, DataError>)> = pool.install(|| {
         todo.par_iter()
             .map(|p| {
@@ -279,6 +280,52 @@ pub fn build_corpus(opts: &CorpusOptions) -> Result<CorpusReport, DataError> {
     }
     report.total_seconds = start.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Speaks the festival voices' utterances of `todo` [`festival::BATCH`] to a process (each
+/// raw output is then in its temporary directory, which [`speak`] finds); a batch that fails
+/// leaves its unfinished utterances to [`speak`], which says why.
+fn render_festival(
+    todo: &[&TextPair],
+    tmp_root: &Path,
+    pool: &rayon::ThreadPool,
+    opts: &CorpusOptions,
+) {
+    let voices: Vec<(&TextPair, Voice)> = todo
+        .iter()
+        .map(|p| (*p, Voice::pick(&p.id, &opts.engines)))
+        .filter(|(_, v)| {
+            matches!(
+                v,
+                Voice::Recorded {
+                    engine: Engine::Festival,
+                    ..
+                }
+            )
+        })
+        .collect();
+    let progress = Progress::new("festival", voices.len(), opts.progress);
+    pool.install(|| {
+        voices.par_chunks(festival::BATCH).for_each(|chunk| {
+            let items: Vec<festival::Item> = chunk
+                .iter()
+                .map(|(p, v)| festival::Item {
+                    text: &p.en,
+                    voice: match v {
+                        Voice::Recorded { voice, .. } => voice,
+                        Voice::Espeak { .. } => unreachable!("festival voices only"),
+                    },
+                    tmp: tmp_root.join(&p.id),
+                })
+                .collect();
+            let script = tmp_root.join(format!("festival-{}.scm", chunk[0].0.id));
+            // A failed batch is not an error: `speak` redoes what it left.
+            let _ = festival::render(&items, &script);
+            let _ = std::fs::remove_file(&script);
+            progress.inc(chunk.len() as u64);
+        })
+    });
+    progress.finish();
 }
 
 /// Synthesises one utterance into `dst` (through a temporary name and a rename), falling back

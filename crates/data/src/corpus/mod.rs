@@ -5,6 +5,7 @@
 pub mod build;
 pub mod debian;
 pub mod ding;
+pub mod festival;
 pub mod gettext;
 pub mod lm_text;
 pub mod mo;

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use sha1::{Digest, Sha1};
 
-use super::run_command;
+use super::{festival, run_command};
 use crate::batcher::mix;
 use crate::error::DataError;
 
@@ -93,6 +93,9 @@ pub const APT_PACKAGES: &[&str] = &[
 ];
 
 const FREETTS_JAR: &str = "/usr/share/java/freetts.jar";
+
+/// The engine's output, before sox, in an utterance's temporary directory.
+pub const RAW: &str = "raw.wav";
 const ACCENTS: &[&str] = &[
     "en-us",
     "en-gb",
@@ -260,7 +263,8 @@ pub fn check_tools(engines: &[Engine]) -> Result<(), DataError> {
 
 /// Speaks `text` with `voice` into `dst` (16 kHz mono; the format follows `dst`'s extension:
 /// `.flac`, `.ogg` (Vorbis, quality `ogg_quality`) or `.wav`), using `tmp` for the raw output.
-/// `augment: false` leaves out the pitch and tempo shift.
+/// `augment: false` leaves out the pitch and tempo shift. A festival voice whose `tmp` holds a
+/// finished [`festival::render`] output is not spoken again.
 pub fn synthesize(
     text: &str,
     voice: &Voice,
@@ -269,7 +273,7 @@ pub fn synthesize(
     augment: bool,
     ogg_quality: i32,
 ) -> Result<(), DataError> {
-    let raw = tmp.join("raw.wav");
+    let raw = tmp.join(RAW);
     let mut effects: Vec<String> = Vec::new();
     match voice {
         Voice::Espeak {
@@ -313,8 +317,10 @@ pub fn synthesize(
                         .args(["-voice", voice, "-t", text, "-o"])
                         .arg(&raw),
                 )?,
+                // Already spoken by a batch (`festival::render`), or on its own now.
+                Engine::Festival if tmp.join(festival::DONE).exists() => {}
                 Engine::Festival => {
-                    let script = tmp.join("text.txt");
+                    let script = tmp.join(festival::TEXT);
                     std::fs::write(&script, text).map_err(|e| DataError::io(&script, e))?;
                     run_command(
                         Command::new("text2wave")
