@@ -4,7 +4,7 @@
 //! `text2wave`'s own recipe (the voice, then `tts_file` with hooks that append every
 //! utterance's wave to the file and rewrite the header at the end), so each raw output is what
 //! `text2wave -eval "(voice_V)" -o RAW TEXT` writes: byte for byte for most, the last samples
-//! of a few slightly different (festival's state after the utterances before it; 1 of 100
+//! of a few slightly different (festival's state after the utterances before it; 2 of 204
 //! measured). An item left without its done-marker (festival stopped at a text it rejects) is
 //! spoken again on its own by [`super::tts::synthesize`], with its fallback.
 
