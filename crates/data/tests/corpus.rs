@@ -387,7 +387,9 @@ fn words(i: usize) -> String {
     format!("{} {}", W[i % 20], W[(i / 20) % 20])
 }
 
-/// One utterance through flite and sox, when they are installed.
+/// Short texts spoken in one festival process, when festival is installed: each output is
+/// text2wave's, the batch stops at a voice festival lacks, and a finished item is not spoken
+/// again.
 #[test]
 fn festival_batches_write_what_text2wave_writes() {
     if check_tools(&[Engine::Festival]).is_err() {
@@ -455,6 +457,7 @@ fn festival_batches_write_what_text2wave_writes() {
     assert!(err.to_string().contains("sox"), "{err}");
 }
 
+/// One utterance through flite and sox, when they are installed.
 #[test]
 fn synthesises_speech_when_the_tools_are_installed() {
     if check_tools(&[Engine::Flite]).is_err() {
