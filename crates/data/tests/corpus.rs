@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use data::audio::{decode, Decoded};
-use data::corpus::festival;
 use data::corpus::gettext::{find_catalogs, gettext_pairs};
 use data::corpus::mo::{parse_mo, read_mo, MoEntry};
 use data::corpus::select::{select, Selection};
 use data::corpus::text::{build_text, normalize_en, split_of, Split};
-use data::corpus::tts::{check_tools, synthesize, Engine, Voice, RAW};
+use data::corpus::tts::{check_tools, synthesize, Engine, Voice, FREETTS_JAR, RAW};
 use data::corpus::RawPair;
+use data::corpus::{batch, festival, freetts};
 use data::corpus::{lm_text, LmLanguage};
 use fbank::WavOptions;
 
@@ -413,19 +413,19 @@ fn festival_batches_write_what_text2wave_writes() {
             "Never reached: the batch stops at the error.",
         ),
     ];
-    let items: Vec<festival::Item> = texts
+    let items: Vec<batch::Item> = texts
         .iter()
         .enumerate()
-        .map(|(i, (voice, text))| festival::Item {
+        .map(|(i, (voice, text))| batch::Item {
             text,
             voice,
             tmp: dir.path().join(format!("u{i}")),
         })
         .collect();
-    let result = festival::render(&items, &dir.path().join("batch.scm"));
+    let result = festival::render(&items, &dir.path().join("batch"));
     assert!(result.is_err(), "the unknown voice stops festival");
     for (i, item) in items.iter().enumerate() {
-        let done = item.tmp.join(festival::DONE).exists();
+        let done = item.done().exists();
         assert_eq!(done, i < 3, "item {i}: done-marker");
         if !done {
             continue;
@@ -454,6 +454,82 @@ fn festival_batches_write_what_text2wave_writes() {
     };
     let dst = dir.path().join("u0.flac");
     let err = synthesize(texts[0].1, &voice, &dst, &items[0].tmp, true, 0).unwrap_err();
+    assert!(err.to_string().contains("sox"), "{err}");
+}
+
+/// Texts of one sentence spoken in one FreeTTS run, when FreeTTS is installed: each output is
+/// byte for byte what `-dumpAudio` writes for the text alone, a batch that FreeTTS could cut
+/// into more utterances than lines or that mixes voices is refused, and a finished item is not
+/// spoken again.
+#[test]
+fn freetts_batches_write_what_single_runs_write() {
+    if check_tools(&[Engine::Freetts]).is_err() {
+        eprintln!("skipped: FreeTTS (java) or sox is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let item = |i: usize, voice, text| batch::Item {
+        text,
+        voice,
+        tmp: dir.path().join(format!("u{i}")),
+    };
+    let refused = [
+        vec![item(0, "kevin16", "Done. Close the window.")],
+        vec![
+            item(0, "kevin16", "Open the file."),
+            item(1, "alan", "Close the file."),
+        ],
+    ];
+    for items in &refused {
+        assert!(freetts::render(items, &dir.path().join("batch")).is_err());
+        assert!(items.iter().all(|i| !i.done().exists()));
+    }
+    let texts = [
+        "The court is sitting in the old town hall today.",
+        "You run, but you shall not escape death!",
+        "Enter new addresses or edit the addresses for mail merge documents.",
+    ];
+    let items: Vec<batch::Item> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| item(i, "kevin16", text))
+        .collect();
+    freetts::render(&items, &dir.path().join("batch")).unwrap();
+    for (i, item) in items.iter().enumerate() {
+        assert!(item.done().exists(), "item {i}: done-marker");
+        let single = dir.path().join(format!("single{i}.wav"));
+        let status = Command::new("java")
+            .args(["-jar", FREETTS_JAR, "-voice", "kevin16"])
+            .arg("-dumpAudio")
+            .arg(&single)
+            .args(["-text", item.text])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(
+            std::fs::read(item.tmp.join(RAW)).unwrap(),
+            std::fs::read(&single).unwrap(),
+            "item {i}: the batch's output is the single run's"
+        );
+    }
+    // A finished item is not spoken again: its raw output goes straight to sox.
+    std::fs::write(items[0].tmp.join(RAW), b"not a wave").unwrap();
+    let voice = Voice::Recorded {
+        engine: Engine::Freetts,
+        voice: "kevin16",
+        cents: 0,
+        tempo: 1.0,
+    };
+    let err = synthesize(
+        texts[0],
+        &voice,
+        &dir.path().join("u0.flac"),
+        &items[0].tmp,
+        true,
+        0,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("sox"), "{err}");
 }
 

@@ -2,7 +2,7 @@
 //! downloads and unpacked packages are kept in the work directory, audio that exists is not
 //! synthesised again (each file appears whole, by rename), manifests are written atomically.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -16,7 +16,7 @@ use super::gettext::{gettext_pairs, GettextStats};
 use super::select::{select, Selection};
 use super::text::{build_text, write_text_tsv, Split, TextPair, TextStats};
 use super::tts::{check_tools, synthesize, Engine, Voice, APT_PACKAGES};
-use super::{debian, festival, run_command, RawPair};
+use super::{batch, debian, run_command, RawPair};
 use crate::audio::{decode, AudioRef, Decoded};
 use crate::error::DataError;
 use crate::issue::{IssueKind, IssueLog, RowIssue};
@@ -210,7 +210,7 @@ pub fn build_corpus(opts: &CorpusOptions) -> Result<CorpusReport, DataError> {
         .build()
         .map_err(|e| DataError::Invalid(format!("thread pool: {e}")))?;
     let tmp_root = opts.work.join("tmp");
-    render_festival(&todo, &tmp_root, &pool, opts);
+    render_batches(&todo, &tmp_root, &pool, opts);
     let progress = Progress::new("synthesis", todo.len(), opts.progress);
     let results: Vec<(&str, Result<Voice, DataError>)> = pool.install(|| {
         todo.par_iter()
@@ -282,51 +282,60 @@ pub fn build_corpus(opts: &CorpusOptions) -> Result<CorpusReport, DataError> {
     Ok(report)
 }
 
-/// Speaks the festival voices' training utterances of `todo` [`festival::BATCH`] to a process
-/// (each raw output is then in its temporary directory, which [`speak`] finds); a batch that
-/// fails leaves its unfinished utterances to [`speak`], which says why. Dev and test stay one
-/// process per file, so they are byte for byte what they were in earlier builds: in a long
+/// Speaks the training utterances of `todo` whose engine can batch them ([`batch::renderer`])
+/// [`batch::BATCH`] to a process, one engine and voice per batch (each raw output is then in
+/// its temporary directory, which [`speak`] finds, also after an interrupted build); a batch
+/// that fails leaves its unfinished utterances to [`speak`], which says why. Dev and test stay
+/// one process per file, so they are byte for byte what they were in earlier builds: in a long
 /// festival process a few utterances end slightly differently (2 of 204 measured, in their last
 /// samples), which training does not mind but comparing a rebuilt test set with an earlier one
 /// would.
-fn render_festival(
+fn render_batches(
     todo: &[&TextPair],
     tmp_root: &Path,
     pool: &rayon::ThreadPool,
     opts: &CorpusOptions,
 ) {
-    let voices: Vec<(&TextPair, Voice)> = todo
+    let mut groups: BTreeMap<(Engine, &str), (batch::Render, Vec<&TextPair>)> = BTreeMap::new();
+    for p in todo.iter().filter(|p| p.split == Split::Train) {
+        if let Voice::Recorded { engine, voice, .. } = Voice::pick(&p.id, &opts.engines) {
+            // An utterance that a batch of an interrupted build finished is not spoken again.
+            if batch::done(&tmp_root.join(&p.id), voice).exists() {
+                continue;
+            }
+            if let Some(render) = batch::renderer(engine, &p.en) {
+                groups
+                    .entry((engine, voice))
+                    .or_insert((render, Vec::new()))
+                    .1
+                    .push(*p);
+            }
+        }
+    }
+    let batches: Vec<(batch::Render, &str, &[&TextPair])> = groups
         .iter()
-        .filter(|p| p.split == Split::Train)
-        .map(|p| (*p, Voice::pick(&p.id, &opts.engines)))
-        .filter(|(_, v)| {
-            matches!(
-                v,
-                Voice::Recorded {
-                    engine: Engine::Festival,
-                    ..
-                }
-            )
+        .flat_map(|((_, voice), (render, pairs))| {
+            pairs
+                .chunks(batch::BATCH)
+                .map(move |chunk| (*render, *voice, chunk))
         })
         .collect();
-    let progress = Progress::new("festival", voices.len(), opts.progress);
+    let total = batches.iter().map(|(_, _, chunk)| chunk.len()).sum();
+    let progress = Progress::new("batched synthesis", total, opts.progress);
     pool.install(|| {
-        voices.par_chunks(festival::BATCH).for_each(|chunk| {
-            let items: Vec<festival::Item> = chunk
+        batches.par_iter().for_each(|(render, voice, chunk)| {
+            let items: Vec<batch::Item> = chunk
                 .iter()
-                .map(|(p, v)| festival::Item {
+                .map(|p| batch::Item {
                     text: &p.en,
-                    voice: match v {
-                        Voice::Recorded { voice, .. } => voice,
-                        Voice::Espeak { .. } => unreachable!("festival voices only"),
-                    },
+                    voice,
                     tmp: tmp_root.join(&p.id),
                 })
                 .collect();
-            let script = tmp_root.join(format!("festival-{}.scm", chunk[0].0.id));
+            let work = tmp_root.join(format!("batch-{}", chunk[0].id));
             // A failed batch is not an error: `speak` redoes what it left.
-            let _ = festival::render(&items, &script);
-            let _ = std::fs::remove_file(&script);
+            let _ = render(&items, &work);
+            let _ = std::fs::remove_dir_all(&work);
             progress.inc(chunk.len() as u64);
         })
     });

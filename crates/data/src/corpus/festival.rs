@@ -1,6 +1,7 @@
-//! Festival's utterances many to one process. `text2wave` starts festival (about 0.3 s) and
-//! loads a voice for every file it speaks, which for the diphone voices is most of the 0.5 s a
-//! short sentence takes. [`render`] speaks a batch of texts in one `festival -b` run with
+//! Festival's utterances many to one process ([`super::batch`]). `text2wave` starts festival
+//! (about 0.3 s) and loads a voice for every file it speaks, which for the diphone voices is
+//! most of the 0.5 s a short sentence takes. [`render`] speaks a batch of texts in one
+//! `festival -b` run with
 //! `text2wave`'s own recipe (the voice, then `tts_file` with hooks that append every
 //! utterance's wave to the file and rewrite the header at the end), so each raw output is what
 //! `text2wave -eval "(voice_V)" -o RAW TEXT` writes: byte for byte for most, the last samples
@@ -9,23 +10,16 @@
 //! spoken again on its own by [`super::tts::synthesize`], with its fallback.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use super::batch::Item;
 use super::run_command;
 use super::tts::RAW;
 use crate::error::DataError;
 
-/// The file, in an utterance's temporary directory, whose presence says that its [`RAW`]
-/// holds festival's finished output.
-pub const DONE: &str = "raw.done";
-
 /// The text file festival reads, in an utterance's temporary directory.
 pub const TEXT: &str = "text.txt";
-
-/// Utterances per festival process: enough to spread its start over many, few enough that a
-/// failure costs little.
-pub const BATCH: usize = 64;
 
 /// text2wave's synthesis of one file as a function: `(mtla_say 'voice_V TEXT RAW DONE)`.
 const PRELUDE: &str = r#"
@@ -50,35 +44,21 @@ const PRELUDE: &str = r#"
   (fclose (fopen done "w")))
 "#;
 
-/// One utterance for [`render`]: its text, festival voice (`kal_diphone`, ...) and temporary
-/// directory (where `raw.wav` and the done-marker go).
-#[derive(Debug, Clone)]
-pub struct Item<'a> {
-    pub text: &'a str,
-    pub voice: &'a str,
-    pub tmp: PathBuf,
-}
-
 /// A path as a Scheme string literal.
 fn scheme_string(path: &Path) -> String {
     let s = path.to_string_lossy();
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// Speaks `items` in one festival process (the script goes to `script`). Items festival could
-/// not finish have no done-marker; the error, if festival failed, is returned after every item
-/// it finished is in place.
-pub fn render(items: &[Item], script: &Path) -> Result<(), DataError> {
+/// Speaks `items` (each with its own festival voice, `kal_diphone`, ...) in one festival
+/// process, its script in `work`. Items festival could not finish have no done-marker; the
+/// error, if festival failed, is returned after every item it finished is in place.
+pub fn render(items: &[Item], work: &Path) -> Result<(), DataError> {
+    std::fs::create_dir_all(work).map_err(|e| DataError::io(work, e))?;
     let mut scm = String::from(PRELUDE);
     for item in items {
-        std::fs::create_dir_all(&item.tmp).map_err(|e| DataError::io(&item.tmp, e))?;
-        let (text, done) = (item.tmp.join(TEXT), item.tmp.join(DONE));
-        match std::fs::remove_file(&done) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(DataError::io(&done, e))
-            }
-            _ => {}
-        }
+        item.prepare()?;
+        let text = item.tmp.join(TEXT);
         std::fs::write(&text, item.text).map_err(|e| DataError::io(&text, e))?;
         let _ = writeln!(
             scm,
@@ -86,9 +66,10 @@ pub fn render(items: &[Item], script: &Path) -> Result<(), DataError> {
             item.voice,
             scheme_string(&text),
             scheme_string(&item.tmp.join(RAW)),
-            scheme_string(&done)
+            scheme_string(&item.done())
         );
     }
-    std::fs::write(script, scm).map_err(|e| DataError::io(script, e))?;
-    run_command(Command::new("festival").arg("-b").arg(script))
+    let script = work.join("batch.scm");
+    std::fs::write(&script, scm).map_err(|e| DataError::io(&script, e))?;
+    run_command(Command::new("festival").arg("-b").arg(&script))
 }

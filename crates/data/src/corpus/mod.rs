@@ -2,10 +2,12 @@
 //! human translations from gettext catalogs and the Ding dictionary, English audio from Debian's
 //! TTS engines. A port of the shared recipe (`build_corpus.sh` and its scripts) into the project.
 
+pub mod batch;
 pub mod build;
 pub mod debian;
 pub mod ding;
 pub mod festival;
+pub mod freetts;
 pub mod gettext;
 pub mod lm_text;
 pub mod mo;

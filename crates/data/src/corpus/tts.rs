@@ -11,12 +11,12 @@ use std::str::FromStr;
 
 use sha1::{Digest, Sha1};
 
-use super::{festival, run_command};
+use super::{batch, festival, run_command};
 use crate::batcher::mix;
 use crate::error::DataError;
 
 /// A speech synthesiser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Engine {
     Espeak,
     Flite,
@@ -92,7 +92,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "freetts",
 ];
 
-const FREETTS_JAR: &str = "/usr/share/java/freetts.jar";
+/// FreeTTS, run as `java -jar FREETTS_JAR` (Debian's `freetts` package).
+pub const FREETTS_JAR: &str = "/usr/share/java/freetts.jar";
 
 /// The engine's output, before sox, in an utterance's temporary directory.
 pub const RAW: &str = "raw.wav";
@@ -263,8 +264,8 @@ pub fn check_tools(engines: &[Engine]) -> Result<(), DataError> {
 
 /// Speaks `text` with `voice` into `dst` (16 kHz mono; the format follows `dst`'s extension:
 /// `.flac`, `.ogg` (Vorbis, quality `ogg_quality`) or `.wav`), using `tmp` for the raw output.
-/// `augment: false` leaves out the pitch and tempo shift. A festival voice whose `tmp` holds a
-/// finished [`festival::render`] output is not spoken again.
+/// `augment: false` leaves out the pitch and tempo shift. An utterance whose `tmp` holds a
+/// batch's finished output in its voice ([`batch::done`]) is not spoken again.
 pub fn synthesize(
     text: &str,
     voice: &Voice,
@@ -317,8 +318,8 @@ pub fn synthesize(
                         .args(["-voice", voice, "-t", text, "-o"])
                         .arg(&raw),
                 )?,
-                // Already spoken by a batch (`festival::render`), or on its own now.
-                Engine::Festival if tmp.join(festival::DONE).exists() => {}
+                // Already spoken by a batch, or on its own now.
+                Engine::Festival | Engine::Freetts if batch::done(tmp, voice).exists() => {}
                 Engine::Festival => {
                     let script = tmp.join(festival::TEXT);
                     std::fs::write(&script, text).map_err(|e| DataError::io(&script, e))?;
