@@ -431,30 +431,16 @@ fn festival_batches_write_what_text2wave_writes() {
             continue;
         }
         let single = dir.path().join(format!("single{i}.wav"));
-        let status = std::process::Command::new("text2wave")
-            .args(["-eval", &format!("(voice_{})", item.voice), "-o"])
-            .arg(&single)
-            .arg(item.tmp.join(festival::TEXT))
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert_eq!(
-            std::fs::read(item.tmp.join(RAW)).unwrap(),
-            std::fs::read(&single).unwrap(),
-            "item {i}: the batch's output is text2wave's"
+        assert_batch_output_is_the_single_runs(
+            item,
+            Command::new("text2wave")
+                .args(["-eval", &format!("(voice_{})", item.voice), "-o"])
+                .arg(&single)
+                .arg(item.tmp.join(festival::TEXT)),
+            &single,
         );
     }
-    // A finished item is not spoken again: its raw output goes straight to sox.
-    std::fs::write(items[0].tmp.join(RAW), b"not a wave").unwrap();
-    let voice = Voice::Recorded {
-        engine: Engine::Festival,
-        voice: "kal_diphone",
-        cents: 0,
-        tempo: 1.0,
-    };
-    let dst = dir.path().join("u0.flac");
-    let err = synthesize(texts[0].1, &voice, &dst, &items[0].tmp, true, 0).unwrap_err();
-    assert!(err.to_string().contains("sox"), "{err}");
+    assert_finished_item_is_not_spoken_again(&items[0], Engine::Festival, "kal_diphone");
 }
 
 /// Texts of one sentence spoken in one FreeTTS run, when FreeTTS is installed: each output is
@@ -498,38 +484,54 @@ fn freetts_batches_write_what_single_runs_write() {
     for (i, item) in items.iter().enumerate() {
         assert!(item.done().exists(), "item {i}: done-marker");
         let single = dir.path().join(format!("single{i}.wav"));
-        let status = Command::new("java")
-            .args(["-jar", FREETTS_JAR, "-voice", "kevin16"])
-            .arg("-dumpAudio")
-            .arg(&single)
-            .args(["-text", item.text])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert_eq!(
-            std::fs::read(item.tmp.join(RAW)).unwrap(),
-            std::fs::read(&single).unwrap(),
-            "item {i}: the batch's output is the single run's"
+        assert_batch_output_is_the_single_runs(
+            item,
+            Command::new("java")
+                .args(["-jar", FREETTS_JAR, "-voice", "kevin16", "-dumpAudio"])
+                .arg(&single)
+                .args(["-text", item.text]),
+            &single,
         );
     }
-    // A finished item is not spoken again: its raw output goes straight to sox.
-    std::fs::write(items[0].tmp.join(RAW), b"not a wave").unwrap();
+    assert_finished_item_is_not_spoken_again(&items[0], Engine::Freetts, "kevin16");
+}
+
+/// Runs `single_run` (the engine speaking `item` alone into `single`) and checks that the
+/// batch's raw output for `item` is byte for byte the same.
+fn assert_batch_output_is_the_single_runs(
+    item: &batch::Item,
+    single_run: &mut Command,
+    single: &Path,
+) {
+    let status = single_run
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{single_run:?}");
+    assert_eq!(
+        std::fs::read(item.tmp.join(RAW)).unwrap(),
+        std::fs::read(single).unwrap(),
+        "{:?}: the batch's output is the single run's",
+        item.text
+    );
+}
+
+/// A finished item is not spoken again: with its raw output replaced by junk, synthesis in its
+/// voice goes straight to sox, which rejects the junk.
+fn assert_finished_item_is_not_spoken_again(
+    item: &batch::Item,
+    engine: Engine,
+    voice: &'static str,
+) {
+    std::fs::write(item.tmp.join(RAW), b"not a wave").unwrap();
     let voice = Voice::Recorded {
-        engine: Engine::Freetts,
-        voice: "kevin16",
+        engine,
+        voice,
         cents: 0,
         tempo: 1.0,
     };
-    let err = synthesize(
-        texts[0],
-        &voice,
-        &dir.path().join("u0.flac"),
-        &items[0].tmp,
-        true,
-        0,
-    )
-    .unwrap_err();
+    let dst = item.tmp.with_extension("flac");
+    let err = synthesize(item.text, &voice, &dst, &item.tmp, true, 0).unwrap_err();
     assert!(err.to_string().contains("sox"), "{err}");
 }
 
