@@ -1,13 +1,12 @@
 //! Festival's utterances many to one process ([`super::batch`]). `text2wave` starts festival
 //! (about 0.3 s) and loads a voice for every file it speaks, which for the diphone voices is
 //! most of the 0.5 s a short sentence takes. [`render`] speaks a batch of texts in one
-//! `festival -b` run with
-//! `text2wave`'s own recipe (the voice, then `tts_file` with hooks that append every
-//! utterance's wave to the file and rewrite the header at the end), so each raw output is what
-//! `text2wave -eval "(voice_V)" -o RAW TEXT` writes: byte for byte for most, the last samples
-//! of a few slightly different (festival's state after the utterances before it; 2 of 204
-//! measured). An item left without its done-marker (festival stopped at a text it rejects) is
-//! spoken again on its own by [`super::tts::synthesize`], with its fallback.
+//! `festival -b` run with `text2wave`'s own recipe (the voice, then `tts_file` with hooks that
+//! append every utterance's wave to the file and rewrite the header at the end), so each raw
+//! output is what `text2wave -eval "(voice_V)" -o RAW TEXT` writes: byte for byte for most,
+//! the last samples of a few slightly different (festival's state after the utterances before
+//! it; 2 of 204 measured). An item left without its done-marker (festival stopped at a text it
+//! rejects) is spoken again on its own by [`super::tts::synthesize`], with its fallback.
 
 use std::fmt::Write as _;
 use std::path::Path;
