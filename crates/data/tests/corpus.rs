@@ -445,8 +445,8 @@ fn festival_batches_write_what_text2wave_writes() {
 
 /// Texts of one sentence spoken in one FreeTTS run, when FreeTTS is installed: each output is
 /// byte for byte what `-dumpAudio` writes for the text alone, a batch that FreeTTS could cut
-/// into more utterances than lines or that mixes voices is refused, and a finished item is not
-/// spoken again.
+/// into more utterances than lines or that mixes voices is refused, an interrupted batch's
+/// leftovers do not spoil the next, and a finished item is not spoken again.
 #[test]
 fn freetts_batches_write_what_single_runs_write() {
     if check_tools(&[Engine::Freetts]).is_err() {
@@ -480,6 +480,9 @@ fn freetts_batches_write_what_single_runs_write() {
         .enumerate()
         .map(|(i, text)| item(i, "kevin16", text))
         .collect();
+    // An interrupted batch's output left in the work directory is not taken for this one's.
+    std::fs::create_dir_all(dir.path().join("batch")).unwrap();
+    std::fs::write(dir.path().join("batch").join("out3.wav"), b"stale").unwrap();
     freetts::render(&items, &dir.path().join("batch")).unwrap();
     for (i, item) in items.iter().enumerate() {
         assert!(item.done().exists(), "item {i}: done-marker");

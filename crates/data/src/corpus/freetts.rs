@@ -46,6 +46,11 @@ pub fn render(items: &[Item], work: &Path) -> Result<(), DataError> {
             item.text
         )));
     }
+    // A batch interrupted before its clean-up leaves its `outN.wav` files, which would count as
+    // this batch's: start from an empty work directory.
+    if work.exists() {
+        std::fs::remove_dir_all(work).map_err(|e| DataError::io(work, e))?;
+    }
     std::fs::create_dir_all(work).map_err(|e| DataError::io(work, e))?;
     let lines = work.join("lines.txt");
     let text: String = items.iter().map(|i| format!("{}\n", i.text)).collect();
