@@ -10,7 +10,8 @@
 # Stage 9 (README "Stage 9"), each kind's decoder on the shipped encoder; UPDATES sets max_updates:
 #   UPDATES=3000 OUT=runs/asr_stage9 LOGS=experiments/asr_recipe/stage9 \
 #     bash experiments/asr_recipe/run.sh kinds_mha kinds_mla kinds_mtla2 kinds_mtla4 kinds_mha_seed2 ...
-# Stage 16, the same on the stage 15 encoder: run.sh kinds15_mha kinds15_mtla2 (README "Stage 16").
+# Stage 16, the same on the stage 15 encoder: run.sh kinds15_mha kinds15_mtla2 (kinds15_mla,
+# kinds15_mtla4) (README "Stage 16").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -114,9 +115,11 @@ ablation() {
     kinds_mha) echo "$(ablation kinds) $(ablation mha)" ;;
     kinds_mla) echo "$(ablation kinds) --set model.decoder.attention.kind=mla" ;;
     # Stage 16: stage 9's comparison on the stage 15 encoder (`models/asr`: 7 layers with 15-tap
-    # Conformer convolution modules): a fresh MHA or MTLA s = 2 decoder, the encoder frozen.
+    # Conformer convolution modules): a fresh MHA, MLA or MTLA s = 2 / 4 decoder, the encoder frozen.
     kinds15_mtla2) echo "$(ablation kinds) --set model.encoder.layers=7 --set model.encoder.conv_module_kernel=15" ;;
     kinds15_mha) echo "$(ablation kinds15_mtla2) $(ablation mha)" ;;
+    kinds15_mla) echo "$(ablation kinds15_mtla2) --set model.decoder.attention.kind=mla" ;;
+    kinds15_mtla4) echo "$(ablation kinds15_mtla2) --set model.decoder.attention.down_rate=4" ;;
     kinds*_seed2) echo "$(ablation "${1%_seed2}") --set train.seed=2" ;;
     # Stage 2: the shipped model (base, 29299 updates, listening) trained on with SpecAugment
     # (fairseq's LB policy: one frequency mask <= 27 bins, one time mask <= 100 frames) and a
