@@ -28,8 +28,8 @@ pub fn one_sentence(text: &str) -> bool {
 }
 
 /// Speaks `items` (one voice, texts of one sentence) in one FreeTTS run, its line file and
-/// outputs in `work`. Unless FreeTTS wrote exactly one file per item, no item is marked done
-/// and the error says so.
+/// outputs in `work` (emptied first). Unless FreeTTS wrote exactly one file per item, no item
+/// is marked done and the error says so.
 pub fn render(items: &[Item], work: &Path) -> Result<(), DataError> {
     let Some(first) = items.first() else {
         return Ok(());
