@@ -167,7 +167,7 @@ for name in "$@"; do
   # shellcheck disable=SC2086
   "$BIN" train --config configs/asr_small.toml --out "$OUT/$name" $resume $extra $EXTRA \
     --set "data.train=\"$CORPUS/train.tsv\"" --set "data.valid=\"$CORPUS/dev.tsv\"" 2>&1 \
-    | grep -v "^train epoch" | tee "$OUT/$name.console.txt" || true
+    | grep --line-buffered -v "^train epoch" | tee "$OUT/$name.console.txt" || true
   cp "$OUT/$name/train_log.jsonl" "$LOGS/logs/$name.jsonl"
   [ "$name" = ctc_only ] && continue   # its decoder never trained: the dev CTC WER says it all
   # Decoded as the run's config says (jointly with the CTC head where it has one).

@@ -102,7 +102,7 @@ resume=""
 # shellcheck disable=SC2086
 "$BIN" train --config configs/st_small.toml --out "$OUT/$NAME" $resume "${init[@]}" "${extra[@]}" "$@" \
   --set "data.train=\"$CORPUS/train.tsv\"" --set "data.valid=\"$CORPUS/dev.tsv\"" 2>&1 \
-  | grep -v "^train epoch" | tee "$OUT/$NAME.console.txt"
+  | grep --line-buffered -v "^train epoch" | tee "$OUT/$NAME.console.txt"
 "$BIN" eval --checkpoint "$OUT/$NAME/checkpoints/best.safetensors" --manifest "$CORPUS/test.tsv" \
   --beam 5 --out "$OUT/$NAME/eval-test" | tee "$OUT/$NAME.eval.txt"
 cp "$OUT/$NAME/train_log.jsonl" "$LOGS/logs/$NAME.jsonl"
