@@ -11,7 +11,7 @@
 #   UPDATES=3000 OUT=runs/asr_stage9 LOGS=experiments/asr_recipe/stage9 \
 #     bash experiments/asr_recipe/run.sh kinds_mha kinds_mla kinds_mtla2 kinds_mtla4 kinds_mha_seed2 ...
 # Stage 16, the same on the stage 15 encoder: run.sh kinds15_mha kinds15_mtla2 (kinds15_mla,
-# kinds15_mtla4) (README "Stage 16").
+# kinds15_mtla4, and each with _seed2) (README "Stage 16").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
