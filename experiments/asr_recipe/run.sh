@@ -11,7 +11,7 @@
 #   UPDATES=3000 OUT=runs/asr_stage9 LOGS=experiments/asr_recipe/stage9 \
 #     bash experiments/asr_recipe/run.sh kinds_mha kinds_mla kinds_mtla2 kinds_mtla4 kinds_mha_seed2 ...
 # Stage 16, the same on the stage 15 encoder: run.sh kinds15_mha kinds15_mtla2 (kinds15_mla,
-# kinds15_mtla4, and each with _seed2) (README "Stage 16").
+# kinds15_mtla4, kinds15_gqa, and each with _seed2) (README "Stage 16").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -120,6 +120,8 @@ ablation() {
     kinds15_mha) echo "$(ablation kinds15_mtla2) $(ablation mha)" ;;
     kinds15_mla) echo "$(ablation kinds15_mtla2) --set model.decoder.attention.kind=mla" ;;
     kinds15_mtla4) echo "$(ablation kinds15_mtla2) --set model.decoder.attention.down_rate=4" ;;
+    # GQA with the config's 2 K/V heads, as the paper's GQA baseline (here 2 query heads each).
+    kinds15_gqa) echo "$(ablation kinds15_mtla2) --set model.decoder.attention.kind=gqa" ;;
     kinds*_seed2) echo "$(ablation "${1%_seed2}") --set train.seed=2" ;;
     # Stage 2: the shipped model (base, 29299 updates, listening) trained on with SpecAugment
     # (fairseq's LB policy: one frequency mask <= 27 bins, one time mask <= 100 frames) and a
