@@ -33,7 +33,8 @@
 # 15-tap convolution modules, test WER 10.6 %): d256_enc6's fresh decoder and settings on that
 # encoder, frozen, until TIME_LIMIT.
 # NAME d256_enc15_mha / d256_enc15_s2 / d256_enc15_mha_s2: d256_enc15 with an MHA decoder / with
-# seed 2 / both, the paper's comparison at the shipped model's quality.
+# seed 2 / both, the paper's comparison at the shipped model's quality; d256_enc15_mla /
+# d256_enc15_mla_s2 (MLA) and d256_enc15_s4 / d256_enc15_s4_s2 (MTLA s = 4) complete it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -46,7 +47,8 @@ extra=()
 # Whether NAME is one of the arguments.
 named() { [[ " $* " == *" $NAME "* ]]; }
 enc6_stages="d256_enc6 d256_enc6_mha d256_enc6_s2 d256_enc6_mha_s2 d256_enc6_mla d256_enc6_mla_s2 d256_enc6_s4 d256_enc6_s4_s2"
-enc15_stages="d256_enc15 d256_enc15_mha d256_enc15_s2 d256_enc15_mha_s2"
+enc15_stages="d256_enc15 d256_enc15_mha d256_enc15_s2 d256_enc15_mha_s2 d256_enc15_mla d256_enc15_mla_s2
+  d256_enc15_s4 d256_enc15_s4_s2"
 d256_stages="d256 d256_34k d256_reg d256_enc5 d256_enc5_mha d256_sp d256_ft $enc15_stages $enc6_stages"
 named scratch && init=()
 # shellcheck disable=SC2086
@@ -81,8 +83,8 @@ named d256_sp && extra+=(--set train.lr=5e-4 --set train.warmup_updates=500
 named d256_enc5 d256_enc5_mha $enc6_stages && extra+=(--set "data.tokenizer=\"$PWD/models/st/tokenizer.json\""
   --set train.max_updates=5000)
 named d256_enc5_mha d256_enc6_mha d256_enc6_mha_s2 d256_enc15_mha d256_enc15_mha_s2 && extra+=(--set model.decoder.attention.kind=\"mha\")
-named d256_enc6_mla d256_enc6_mla_s2 && extra+=(--set model.decoder.attention.kind=\"mla\")
-named d256_enc6_s4 d256_enc6_s4_s2 && extra+=(--set model.decoder.attention.down_rate=4)
+named d256_enc6_mla d256_enc6_mla_s2 d256_enc15_mla d256_enc15_mla_s2 && extra+=(--set model.decoder.attention.kind=\"mla\")
+named d256_enc6_s4 d256_enc6_s4_s2 d256_enc15_s4 d256_enc15_s4_s2 && extra+=(--set model.decoder.attention.down_rate=4)
 # Seed 2: every comparison stage named *_s2 (d256_enc6_s2 is MTLA s = 2's second seed).
 [[ $NAME == d256_enc*_s2 ]] && extra+=(--set train.seed=2)
 # shellcheck disable=SC2086
