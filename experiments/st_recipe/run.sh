@@ -82,9 +82,10 @@ named d256_sp && extra+=(--set train.lr=5e-4 --set train.warmup_updates=500
   --set "data.speed_perturb=[0.9,1.0,1.1]" --set train.validate_every_updates=500)
 named d256_enc5 d256_enc5_mha $enc6_stages && extra+=(--set "data.tokenizer=\"$PWD/models/st/tokenizer.json\""
   --set train.max_updates=5000)
-named d256_enc5_mha d256_enc6_mha d256_enc6_mha_s2 d256_enc15_mha d256_enc15_mha_s2 && extra+=(--set model.decoder.attention.kind=\"mha\")
-named d256_enc6_mla d256_enc6_mla_s2 d256_enc15_mla d256_enc15_mla_s2 && extra+=(--set model.decoder.attention.kind=\"mla\")
-named d256_enc6_s4 d256_enc6_s4_s2 d256_enc15_s4 d256_enc15_s4_s2 && extra+=(--set model.decoder.attention.down_rate=4)
+# The comparison stages' decoder, from the name: d256_enc*_mha*, *_mla*, *_s4* (else MTLA s = 2).
+[[ $NAME == d256_enc*_mha* ]] && extra+=(--set model.decoder.attention.kind=\"mha\")
+[[ $NAME == d256_enc*_mla* ]] && extra+=(--set model.decoder.attention.kind=\"mla\")
+[[ $NAME == d256_enc*_s4* ]] && extra+=(--set model.decoder.attention.down_rate=4)
 # Seed 2: every comparison stage named *_s2 (d256_enc6_s2 is MTLA s = 2's second seed).
 [[ $NAME == d256_enc*_s2 ]] && extra+=(--set train.seed=2)
 # shellcheck disable=SC2086
