@@ -5,7 +5,8 @@
 # same set (paired bootstrap, 10000 resamples).
 #   OUT=DIR LOGS=DIR bash experiments/st_recipe/post.sh NAME...
 # Reports go to $LOGS/logs/NAME.avg3_q8.lenpen1.5.{dev,test}.json, p-values to
-# $LOGS/logs/post.pvalues.txt (appended); models/st's decodes are kept in $OUT/shipped.
+# $LOGS/logs/post.pvalues.txt (appended); models/st's decodes are kept in $OUT/shipped, their
+# reports in $LOGS/logs/models_st_enc15.{dev,test}.post.json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -20,6 +21,7 @@ decode() {
 }
 for set in dev test; do
   [ -f "$OUT/shipped/$set/hyp.txt" ] || decode models/st/model.safetensors "$set" "$OUT/shipped/$set"
+  cp "$OUT/shipped/$set/report.json" "$LOGS/logs/models_st_enc15.$set.post.json"
 done
 for NAME in "$@"; do
   run=$OUT/$NAME
