@@ -35,6 +35,9 @@
 # NAME d256_enc15_mha / d256_enc15_s2 / d256_enc15_mha_s2: d256_enc15 with an MHA decoder / with
 # seed 2 / both, the paper's comparison at the shipped model's quality; d256_enc15_mla /
 # d256_enc15_mla_s2 (MLA) and d256_enc15_s4 / d256_enc15_s4_s2 (MTLA s = 4) complete it.
+# NAME d256_enc15_n8523 / d256_enc15_n17046: d256_enc15 on the first N pairs of train.tsv only (a
+# quarter, a half), for BLEU against the number of pairs. train.tsv is sorted by id, a hash of the
+# English sentence, so its first N lines are a random subset, and the smaller nests in the larger.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
@@ -48,7 +51,7 @@ extra=()
 named() { [[ " $* " == *" $NAME "* ]]; }
 enc6_stages="d256_enc6 d256_enc6_mha d256_enc6_s2 d256_enc6_mha_s2 d256_enc6_mla d256_enc6_mla_s2 d256_enc6_s4 d256_enc6_s4_s2"
 enc15_stages="d256_enc15 d256_enc15_mha d256_enc15_s2 d256_enc15_mha_s2 d256_enc15_mla d256_enc15_mla_s2
-  d256_enc15_s4 d256_enc15_s4_s2"
+  d256_enc15_s4 d256_enc15_s4_s2 d256_enc15_n8523 d256_enc15_n17046"
 d256_stages="d256 d256_34k d256_reg d256_enc5 d256_enc5_mha d256_sp d256_ft $enc15_stages $enc6_stages"
 named scratch && init=()
 # shellcheck disable=SC2086
@@ -98,6 +101,11 @@ named $enc15_stages && extra+=(--set "data.tokenizer=\"$PWD/models/st/tokenizer.
 named d256_ft && extra+=(--set train.lr=3e-4 --set train.warmup_updates=500 --set model.dropout=0.1
   --set model.decoder.attention.dropout=0.1 --set data.specaugment.freq_mask_n=1
   --set data.specaugment.time_mask_n=1)
+train_tsv=$CORPUS/train.tsv
+if [[ $NAME =~ ^d256_enc15_n([0-9]+)$ ]]; then
+  train_tsv=$CORPUS/train_n${BASH_REMATCH[1]}.tsv   # beside train.tsv: its audio paths are relative
+  head -n $((BASH_REMATCH[1] + 1)) "$CORPUS/train.tsv" > "$train_tsv"
+fi
 # Runs in OUT; logs and curves in LOGS (its logs/ and *.svg), as in ../asr_recipe/run.sh.
 OUT=${OUT:-runs/st_recipe}
 LOGS=${LOGS:-experiments/st_recipe}
@@ -107,7 +115,7 @@ resume=""
 [ -f "$OUT/$NAME/checkpoints/state.json" ] && resume="--resume"
 # shellcheck disable=SC2086
 "$BIN" train --config configs/st_small.toml --out "$OUT/$NAME" $resume "${init[@]}" "${extra[@]}" "$@" \
-  --set "data.train=\"$CORPUS/train.tsv\"" --set "data.valid=\"$CORPUS/dev.tsv\"" 2>&1 \
+  --set "data.train=\"$train_tsv\"" --set "data.valid=\"$CORPUS/dev.tsv\"" 2>&1 \
   | grep --line-buffered -v "^train epoch" | tee "$OUT/$NAME.console.txt"
 "$BIN" eval --checkpoint "$OUT/$NAME/checkpoints/best.safetensors" --manifest "$CORPUS/test.tsv" \
   --beam 5 --out "$OUT/$NAME/eval-test" | tee "$OUT/$NAME.eval.txt"
