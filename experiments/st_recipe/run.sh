@@ -35,8 +35,8 @@
 # NAME d256_enc15_mha / d256_enc15_s2 / d256_enc15_mha_s2: d256_enc15 with an MHA decoder / with
 # seed 2 / both, the paper's comparison at the shipped model's quality; d256_enc15_mla /
 # d256_enc15_mla_s2 (MLA) and d256_enc15_s4 / d256_enc15_s4_s2 (MTLA s = 4) complete it.
-# NAME d256_enc15_n8523 / d256_enc15_n17046: d256_enc15 on the first N pairs of train.tsv only (a
-# quarter, a half), for BLEU against the number of pairs. train.tsv is sorted by id, a hash of the
+# NAME d256_enc15_n4262 / _n8523 / _n17046: d256_enc15 on the first N pairs of train.tsv only (an
+# eighth, a quarter, a half), for BLEU against the number of pairs. train.tsv is sorted by id, a hash of the
 # English sentence, so its first N lines are a random subset, and the smaller nests in the larger.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,7 +51,7 @@ extra=()
 named() { [[ " $* " == *" $NAME "* ]]; }
 enc6_stages="d256_enc6 d256_enc6_mha d256_enc6_s2 d256_enc6_mha_s2 d256_enc6_mla d256_enc6_mla_s2 d256_enc6_s4 d256_enc6_s4_s2"
 enc15_stages="d256_enc15 d256_enc15_mha d256_enc15_s2 d256_enc15_mha_s2 d256_enc15_mla d256_enc15_mla_s2
-  d256_enc15_s4 d256_enc15_s4_s2 d256_enc15_n8523 d256_enc15_n17046"
+  d256_enc15_s4 d256_enc15_s4_s2 d256_enc15_n4262 d256_enc15_n8523 d256_enc15_n17046"
 d256_stages="d256 d256_34k d256_reg d256_enc5 d256_enc5_mha d256_sp d256_ft $enc15_stages $enc6_stages"
 named scratch && init=()
 # shellcheck disable=SC2086
