@@ -36,8 +36,8 @@
 # seed 2 / both, the paper's comparison at the shipped model's quality; d256_enc15_mla /
 # d256_enc15_mla_s2 (MLA) and d256_enc15_s4 / d256_enc15_s4_s2 (MTLA s = 4) complete it.
 # NAME d256_enc15_n4262 / _n8523 / _n17046: d256_enc15 on the first N pairs of train.tsv only (an
-# eighth, a quarter, a half), for BLEU against the number of pairs. train.tsv is sorted by id, a hash of the
-# English sentence, so its first N lines are a random subset, and the smaller nests in the larger.
+# eighth, a quarter, a half), for BLEU against the number of pairs. train.tsv is sorted by id, a
+# hash of the English sentence, so its first N lines are a random subset, each inside the next.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-$HOME/corpora/deen-9k}
